@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * txn.h — volumes and transactions: format, open, commit, abort, close.
+ *
+ * Layer 5. Calls image, alloc and btree.
+ *
+ * Commit protocol (see docs/design.md for why it is safe):
+ *   1. write the allocator's changes into the FREE tree (repeat until the
+ *      FREE tree's own copies stop changing the free set);
+ *   2. compute checksums of all nodes written in this transaction;
+ *   3. sync the image (every new block is durable);
+ *   4. write the superblock into the slot that is not current;
+ *   5. sync the image again; the new generation is now the committed one;
+ *   6. unpin blocks freed two generations ago; start the next transaction.
+ * Nothing reachable from the committed superblock is written before step 5
+ * completes, so a crash at any point leaves one valid committed state.
+ */
+#ifndef MFS_TXN_H
+#define MFS_TXN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vol.h"
+
+struct mfs_format_opts {
+	uint64_t size;                 /* bytes; a multiple of the block size */
+	bool force;                    /* overwrite an existing file */
+	bool prealloc;                 /* fallocate the whole image */
+	const char *label;             /* NULL or up to MFS_LABEL_MAX bytes */
+	const uint8_t *uuid;           /* NULL: random */
+	uint64_t time;                 /* 0: now */
+};
+
+/* Create and format an image at path: superblocks, an empty FREE tree
+ * holding all other blocks, an FS tree with the root directory (inode 1)
+ * and lost+found. The image is left closed and clean. -errno on error; a
+ * failure before the image is written leaves any existing file untouched. */
+int mfs_format(const char *path, const struct mfs_format_opts *opts);
+
+#define MFS_VOL_RDONLY 0x1u
+#define MFS_VOL_NOLOCK 0x2u
+
+/* Open a volume: read both superblock slots, take the valid one with the
+ * highest generation, load the allocator from its FREE tree. Read-write
+ * opens mark the image dirty (a commit) unless MFS_VOL_RDONLY. Errors:
+ * -EBUSY (locked), -EINVAL (not an mmapfs image: bad magic), -EUCLEAN (no
+ * valid superblock, or damaged trees), -EPROTONOSUPPORT (unknown version or
+ * incompatible feature), -errno. */
+int mfs_vol_open(const char *path, unsigned flags, struct mfs_vol **out);
+
+/* Commit the running transaction if it changed anything. 0 or -errno; on
+ * an I/O error the volume turns read-only (sticky error). */
+int mfs_txn_commit(struct mfs_vol *v);
+
+/* Throw away every change since the last commit (file data written in
+ * place into committed extents stays). */
+int mfs_txn_abort(struct mfs_vol *v);
+
+/* Commit, mark clean (unless read-only or in error), close. */
+int mfs_vol_close(struct mfs_vol *v);
+
+/* Close without committing or marking clean: what a crash leaves. */
+void mfs_vol_close_dirty(struct mfs_vol *v);
+
+/* Decode a superblock slot into *sb. Returns 0, -EINVAL (bad magic),
+ * -EUCLEAN (bad crc or fields), -EPROTONOSUPPORT. */
+int mfs_super_decode(const void *slot, uint64_t image_blocks, unsigned slotno,
+		     struct mfs_super *sb);
+void mfs_super_encode(const struct mfs_super *sb, unsigned slotno, void *slot);
+
+#endif

@@ -139,6 +139,7 @@ int mfs_super_decode(const void *slot, uint64_t image_blocks, unsigned slotno,
 		if (sb->roots[i].block < MFS_FIRST_DATA_BLOCK ||
 		    sb->roots[i].block >= sb->block_count ||
 		    sb->roots[i].level >= MFS_MAX_LEVELS ||
+		    sb->roots[i].generation == 0 ||
 		    sb->roots[i].generation > sb->generation)
 			return -EUCLEAN;
 	}
@@ -147,8 +148,11 @@ int mfs_super_decode(const void *slot, uint64_t image_blocks, unsigned slotno,
 	if (sb->generation == 0 ||
 	    (sb->state != MFS_STATE_CLEAN && sb->state != MFS_STATE_DIRTY) ||
 	    sb->block_count < MFS_IMAGE_MIN_BYTES / MFS_BLOCK_SIZE ||
+	    sb->block_count > MFS_IMAGE_MAX_BYTES / MFS_BLOCK_SIZE ||
 	    sb->block_count > image_blocks ||
-	    sb->free_blocks > sb->block_count)
+	    sb->free_blocks > sb->block_count - MFS_FIRST_DATA_BLOCK ||
+	    sb->inode_count < 1 ||
+	    sb->next_ino < MFS_FIRST_INO || sb->next_ino > MFS_MAX_INO)
 		return -EUCLEAN;
 	return 0;
 }
@@ -745,7 +749,7 @@ int mfs_format(const char *path, const struct mfs_format_opts *opts)
 	if (rc)
 		goto out;
 	/* Both slots hold generation 1, so the first open finds two valid
-	 * copies (on a tie slot 0 wins) and the first commit writes slot 0. */
+	 * copies (on a tie slot 0 wins) and the first commit writes slot 1. */
 	mfs_super_encode(&v->sb, 1u - v->cur_slot, slot_ptr(v, 1u - v->cur_slot));
 	rc = mfs_image_sync(v->img);
 out:

@@ -234,11 +234,31 @@ static uint32_t node_crc(const uint8_t *n)
 	return mfs_crc32c(0, n + 4, MFS_BLOCK_SIZE - 4);
 }
 
-static struct mfs_vcache_ent *vcache_slot(struct mfs_vol *v, uint64_t block)
+/* The verified-node cache: slot by block, tag by (block, generation); a
+ * tag is never 0, so an empty slot never matches. */
+static uint64_t vcache_tag(uint64_t block, uint64_t gen)
+{
+	uint64_t x = block * 0x9e3779b97f4a7c15ULL ^ (gen + 0x632be59bd9b4e019ULL);
+
+	x ^= x >> 31;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 29;
+	return x | 1;
+}
+
+static bool vcache_has(struct mfs_vol *v, uint64_t block, uint64_t gen)
 {
 	if (!v->vcache)
-		return NULL;
-	return &v->vcache[(block * 0x9e3779b97f4a7c15ULL) >> 48];
+		return false;
+	return __atomic_load_n(&v->vcache[(block * 0x9e3779b97f4a7c15ULL) >> 48],
+			       __ATOMIC_RELAXED) == vcache_tag(block, gen);
+}
+
+static void vcache_set(struct mfs_vol *v, uint64_t block, uint64_t gen)
+{
+	if (v->vcache)
+		__atomic_store_n(&v->vcache[(block * 0x9e3779b97f4a7c15ULL) >> 48],
+				 vcache_tag(block, gen), __ATOMIC_RELAXED);
 }
 
 /*
@@ -307,7 +327,6 @@ static int node_get(struct mfs_vol *v, unsigned tree, uint64_t block,
 		    uint64_t gen, unsigned level, uint8_t **out)
 {
 	uint8_t *n;
-	struct mfs_vcache_ent *vc;
 	int rc;
 
 	if (block < MFS_FIRST_DATA_BLOCK ||
@@ -335,8 +354,7 @@ static int node_get(struct mfs_vol *v, unsigned tree, uint64_t block,
 		*out = n;
 		return 0;
 	}
-	vc = vcache_slot(v, block);
-	if (vc && vc->block == block && vc->generation == gen) {
+	if (vcache_has(v, block, gen)) {
 		*out = n;
 		return 0;
 	}
@@ -350,10 +368,7 @@ static int node_get(struct mfs_vol *v, unsigned tree, uint64_t block,
 	rc = verify_items(v, n, block, NULL, NULL);
 	if (rc)
 		return rc;
-	if (vc) {
-		vc->block = block;
-		vc->generation = gen;
-	}
+	vcache_set(v, block, gen);
 	*out = n;
 	return 0;
 }
@@ -1221,15 +1236,8 @@ static int finish_rec(struct mfs_vol *v, unsigned tree, uint64_t block,
 		}
 	}
 	mfs_put_le32(n, node_crc(n));
-	{
-		/* Written by us: no need to verify it after the commit. */
-		struct mfs_vcache_ent *vc = vcache_slot(v, block);
-
-		if (vc) {
-			vc->block = block;
-			vc->generation = v->gen;
-		}
-	}
+	/* Written by us: no need to verify it after the commit. */
+	vcache_set(v, block, v->gen);
 	return 0;
 }
 

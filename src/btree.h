@@ -52,7 +52,7 @@ static inline struct mfs_key mfs_key_make(uint64_t objectid, uint8_t type,
  * allocator, generation v->gen). Used by mkfs. */
 int mfs_btree_create(struct mfs_vol *v, unsigned tree);
 
-/* Exact lookup. On success *val/*len describe the value (read-only). */
+/* Exact lookup. On success *val and *len describe the value (read-only). */
 int mfs_btree_lookup(struct mfs_vol *v, unsigned tree,
 		     const struct mfs_key *key, const void **val, size_t *len);
 

@@ -55,6 +55,12 @@ struct mfs_vol {
 	uint64_t inode_count;
 	uint64_t next_ino;
 	uint64_t seq;              /* bumped on every tree change (cursors) */
+	uint64_t meta_goal;        /* where to look for the next node block */
+	/* Committed nodes already verified (checksum and items), so that hot
+	 * paths do not checksum the same block again: one word per slot, a
+	 * hash of (block, generation), read and written atomically so that
+	 * concurrent readers may share it; see btree.c. */
+	uint64_t *vcache;
 	bool readonly;
 	bool dirty;                /* the running transaction changed something */
 	int error;                 /* sticky -errno: corruption or I/O error */

@@ -1,0 +1,49 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# setup-and-test.sh — the one test command (README "Test", and .ci/run).
+#
+# On Debian 12 as root: installs the packages the project needs, checks
+# layer discipline, builds with warnings as errors in build-ci/ and runs
+# every test, then builds again with AddressSanitizer and
+# UndefinedBehaviorSanitizer in build-asan/ and runs every test again.
+# Both build directories are recreated from scratch. Exits non-zero on the
+# first failure, after printing the failing tests' logs.
+#
+# Environment: MMAPFS_SKIP_DEPS=1 skips the package step (for non-root use
+# on a machine that already has everything).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+step() {
+	printf '\n==> %s\n' "$*"
+}
+
+if [ "${MMAPFS_SKIP_DEPS:-0}" != 1 ]; then
+	step "installing packages"
+	contrib/install-deps.sh
+fi
+
+step "layer discipline"
+contrib/check-layers.sh
+
+build_and_test() {
+	local dir=$1
+	shift
+	rm -rf "$dir"
+	step "configure $dir: $*"
+	meson setup "$dir" -Dwerror=true "$@"
+	step "build $dir"
+	ninja -C "$dir"
+	step "test $dir"
+	meson test -C "$dir" --print-errorlogs
+}
+
+build_and_test build-ci
+
+export ASAN_OPTIONS=detect_leaks=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+build_and_test build-asan -Db_sanitize=address,undefined
+
+step "all tests passed (build-ci and build-asan)"

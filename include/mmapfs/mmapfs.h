@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mmapfs.h — the filesystem core API (layer 7).
+ *
+ * One function per filesystem operation, each returning 0 or a negative
+ * errno, with the errno Linux ext4 gives. No FUSE types: the FUSE glue, mkfs
+ * -d, fsck and the tests call this. All functions are thread-safe (a
+ * reader/writer lock inside: reads share it, changes are serialised).
+ *
+ * Inode numbers are the FUSE node ids: the root directory is 1.
+ *
+ * Lookup counts (as FUSE defines them): every successful call that returns
+ * an entry — mfs_lookup, mfs_create, mfs_mknod, mfs_mkdir, mfs_symlink,
+ * mfs_link, and each entry mfs_readdir passes to its filler with plus set —
+ * adds one to that inode's lookup count; mfs_forget takes counts back. An
+ * inode whose link count reaches 0 keeps its data while its lookup count or
+ * open count is non-zero (it is recorded on the on-disk orphan list
+ * meanwhile) and is removed when both reach 0, or at the next open of the
+ * image after a crash.
+ */
+#ifndef MMAPFS_MMAPFS_H
+#define MMAPFS_MMAPFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
+
+struct mfs_fs;
+
+#define MFS_ROOT 1u
+#define MFS_NAME_LEN 255u
+#define MFS_SYMLINK_MAX 4095u
+#define MFS_XATTR_SIZE_MAX 65536u
+#define MFS_LINK_MAX 65000u
+/* Largest file size: 2^50 bytes (1 PiB); EFBIG beyond. */
+#define MFS_FILE_SIZE_MAX (1ULL << 50)
+
+/* Open flags */
+#define MFS_FS_RDONLY 0x1u
+#define MFS_FS_NOLOCK 0x2u
+
+/* Open an image: mfs_vol_open, then reclaim orphans left by a crash. */
+int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out);
+/* Reclaim orphans (nothing can reference them any more), commit, mark the
+ * image clean, close. Returns the first error met, the image closed anyway. */
+int mfs_fs_close(struct mfs_fs *fs);
+/* Close without committing: what a crash leaves (tests). */
+void mfs_fs_close_dirty(struct mfs_fs *fs);
+/* Commit everything now (sync(2), syncfs, the commit timer, unmount). */
+int mfs_fs_sync(struct mfs_fs *fs);
+/* Throw away all changes since the last commit (tests). */
+int mfs_fs_abort(struct mfs_fs *fs);
+/* Non-zero (-errno) once the filesystem has turned read-only after an
+ * I/O error or corruption; 0 otherwise. */
+int mfs_fs_error(struct mfs_fs *fs);
+bool mfs_fs_readonly(struct mfs_fs *fs);
+
+/* Who is asking: the owner of new inodes, and whether setuid/setgid
+ * bits must be dropped (a caller without CAP_FSETID, as the kernel
+ * decides for ext4). */
+struct mfs_cred {
+	uint32_t uid;
+	uint32_t gid;
+	bool cap_fsetid;  /* may keep setuid/setgid on write/truncate/chown */
+	bool in_group;    /* the caller is in the file's group (setattr mode) */
+};
+
+struct mfs_attr {
+	uint64_t ino;
+	uint64_t generation;
+	uint32_t mode;
+	uint32_t nlink;
+	uint32_t uid;
+	uint32_t gid;
+	uint64_t rdev;
+	uint64_t size;
+	uint64_t blocks;          /* 512-byte units, as st_blocks */
+	struct timespec atime, mtime, ctime, btime;
+};
+
+int mfs_lookup(struct mfs_fs *fs, uint64_t parent, const char *name,
+	       struct mfs_attr *attr);
+void mfs_forget(struct mfs_fs *fs, uint64_t ino, uint64_t nlookup);
+int mfs_getattr(struct mfs_fs *fs, uint64_t ino, struct mfs_attr *attr);
+
+/* setattr: which fields of *in to apply */
+#define MFS_SET_MODE      0x001u
+#define MFS_SET_UID       0x002u
+#define MFS_SET_GID       0x004u
+#define MFS_SET_SIZE      0x008u
+#define MFS_SET_ATIME     0x010u
+#define MFS_SET_MTIME     0x020u
+#define MFS_SET_ATIME_NOW 0x040u
+#define MFS_SET_MTIME_NOW 0x080u
+#define MFS_SET_CTIME     0x100u
+#define MFS_SET_KILL_PRIV 0x200u  /* drop setuid/setgid as for a write */
+int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
+		const struct mfs_attr *in, unsigned to_set, struct mfs_attr *out);
+
+/* Namespace. mode carries the file type (S_IFREG, S_IFIFO, S_IFSOCK,
+ * S_IFCHR, S_IFBLK for mknod; ignored type bits for mkdir). */
+int mfs_mknod(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t parent,
+	      const char *name, uint32_t mode, uint64_t rdev,
+	      struct mfs_attr *attr);
+int mfs_mkdir(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t parent,
+	      const char *name, uint32_t mode, struct mfs_attr *attr);
+int mfs_symlink(struct mfs_fs *fs, const struct mfs_cred *cred,
+		uint64_t parent, const char *name, const char *target,
+		struct mfs_attr *attr);
+int mfs_link(struct mfs_fs *fs, uint64_t ino, uint64_t newparent,
+	     const char *newname, struct mfs_attr *attr);
+int mfs_unlink(struct mfs_fs *fs, uint64_t parent, const char *name);
+int mfs_rmdir(struct mfs_fs *fs, uint64_t parent, const char *name);
+#define MFS_RENAME_NOREPLACE 0x1u  /* = RENAME_NOREPLACE */
+#define MFS_RENAME_EXCHANGE  0x2u  /* = RENAME_EXCHANGE */
+int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
+	       uint64_t newparent, const char *newname, unsigned flags);
+/* Copies the target (not NUL-terminated) into buf, at most size bytes;
+ * *len is the full length. */
+int mfs_readlink(struct mfs_fs *fs, uint64_t ino, char *buf, size_t size,
+		 size_t *len);
+
+/* Files. open flags are open(2)'s (O_ACCMODE, O_TRUNC, O_APPEND...).
+ * mfs_open/mfs_create add one to the open count, mfs_release takes it. */
+int mfs_open(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
+	     int flags);
+int mfs_create(struct mfs_fs *fs, const struct mfs_cred *cred,
+	       uint64_t parent, const char *name, uint32_t mode, int flags,
+	       struct mfs_attr *attr);
+int mfs_release(struct mfs_fs *fs, uint64_t ino);
+
+/*
+ * Read up to len bytes at off. Fills iov[0..*iovcnt) with pointers into the
+ * image mapping (file data) or to a shared zero buffer (holes, unwritten
+ * extents), *bytes in total (short only at end of file). iovmax must be at
+ * least (len >> 12) + 2. The pointers stay valid (the mapping never moves),
+ * but the data may change under a concurrent write or truncate of the same
+ * range, as with any page cache.
+ */
+int mfs_read(struct mfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
+	     struct iovec *iov, unsigned iovmax, unsigned *iovcnt,
+	     size_t *bytes);
+#define MFS_WRITE_KILL_PRIV 0x1u  /* drop setuid/setgid (cred decides) */
+#define MFS_WRITE_APPEND    0x2u  /* write at the end of the file */
+/* Write len bytes at off; *written may be short only on ENOSPC/EFBIG
+ * after some bytes went in. */
+int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
+	      uint64_t off, const void *buf, size_t len, unsigned flags,
+	      size_t *written);
+/* fsync and fsyncdir: commit (concurrent callers share one commit); with
+ * nothing changed, only file data is synced. */
+int mfs_fsync(struct mfs_fs *fs, uint64_t ino, bool datasync);
+/* mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE,
+ * FALLOC_FL_ZERO_RANGE (|KEEP_SIZE); anything else -EOPNOTSUPP. */
+int mfs_fallocate(struct mfs_fs *fs, uint64_t ino, int mode, uint64_t off,
+		  uint64_t len);
+/* whence: SEEK_DATA or SEEK_HOLE (others -EINVAL); -ENXIO past the end. */
+int mfs_lseek(struct mfs_fs *fs, uint64_t ino, uint64_t off, int whence,
+	      uint64_t *result);
+int mfs_copy_file_range(struct mfs_fs *fs, uint64_t ino_in, uint64_t off_in,
+			uint64_t ino_out, uint64_t off_out, size_t len,
+			size_t *copied);
+
+/*
+ * Directories. Offsets: 0 = start, 1 after ".", 2 after "..", and the hash
+ * of an entry's name after that entry, so an offset stays valid while
+ * entries are added and removed. fill returns 0 if it took the entry, 1 if
+ * its buffer is full (the entry is offered again next time). With plus,
+ * attr is complete and each taken entry (not "." or "..") adds a lookup.
+ * Without plus only attr->ino and the type bits of attr->mode are set.
+ */
+typedef int (*mfs_fill_t)(void *ctx, const char *name, size_t namelen,
+			  const struct mfs_attr *attr, uint64_t next_off);
+int mfs_opendir(struct mfs_fs *fs, uint64_t ino);
+int mfs_readdir(struct mfs_fs *fs, uint64_t ino, uint64_t off, bool plus,
+		mfs_fill_t fill, void *ctx);
+
+struct mfs_statfs {
+	uint32_t bsize;
+	uint32_t namemax;
+	uint64_t blocks, bfree, bavail;
+	uint64_t files, ffree;
+};
+int mfs_statfs(struct mfs_fs *fs, struct mfs_statfs *st);
+
+/* Extended attributes: user., trusted., security., system.posix_acl_*.
+ * flags: XATTR_CREATE, XATTR_REPLACE. getxattr with size 0 reports the
+ * length only; -ERANGE if size is too small; -ENODATA if absent; -E2BIG
+ * over 64 KiB; -EOPNOTSUPP for other namespaces. listxattr gives
+ * NUL-terminated names. */
+int mfs_setxattr(struct mfs_fs *fs, uint64_t ino, const char *name,
+		 const void *value, size_t size, int flags);
+int mfs_getxattr(struct mfs_fs *fs, uint64_t ino, const char *name,
+		 void *buf, size_t size, size_t *len);
+int mfs_listxattr(struct mfs_fs *fs, uint64_t ino, char *buf, size_t size,
+		  size_t *len);
+int mfs_removexattr(struct mfs_fs *fs, uint64_t ino, const char *name);
+
+#endif

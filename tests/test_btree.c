@@ -93,7 +93,7 @@ static void pattern(void *buf, size_t len, uint64_t id, uint64_t salt)
 	rng_fill(&s, buf, len);
 }
 
-static void expect_value(struct mfs_vol *v, const struct mfs_key *k,
+static void expect_val(struct mfs_vol *v, const struct mfs_key *k,
 			 const void *want, size_t wlen)
 {
 	const void *val = NULL;
@@ -164,22 +164,22 @@ static void test_insert_lookup(void **state)
 	assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k1, a, sizeof(a)), 0);
 	assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k2, b, sizeof(b)), 0);
 	assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k3, c, sizeof(c)), 0);
-	expect_value(f->v, &k1, a, sizeof(a));
-	expect_value(f->v, &k2, b, sizeof(b));
-	expect_value(f->v, &k3, c, sizeof(c));
+	expect_val(f->v, &k1, a, sizeof(a));
+	expect_val(f->v, &k2, b, sizeof(b));
+	expect_val(f->v, &k3, c, sizeof(c));
 	expect_absent(f->v, &missing);
 
 	/* -EEXIST leaves the old value. */
 	assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k1, b, sizeof(b)),
 			 -EEXIST);
-	expect_value(f->v, &k1, a, sizeof(a));
+	expect_val(f->v, &k1, a, sizeof(a));
 
 	assert_int_equal(mfs_txn_commit(f->v), 0);
-	expect_value(f->v, &k1, a, sizeof(a));
+	expect_val(f->v, &k1, a, sizeof(a));
 	fx_reopen(f);
-	expect_value(f->v, &k1, a, sizeof(a));
-	expect_value(f->v, &k2, b, sizeof(b));
-	expect_value(f->v, &k3, c, sizeof(c));
+	expect_val(f->v, &k1, a, sizeof(a));
+	expect_val(f->v, &k2, b, sizeof(b));
+	expect_val(f->v, &k3, c, sizeof(c));
 	expect_absent(f->v, &missing);
 	assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k3, a, sizeof(a)),
 			 -EEXIST);
@@ -202,7 +202,7 @@ static void test_update_sizes(void **state)
 		pattern(buf, sizes[i], 1, i);
 		assert_int_equal(mfs_btree_update(f->v, MFS_TREE_FS, &k, buf,
 						  sizes[i]), 0);
-		expect_value(f->v, &k, buf, sizes[i]);
+		expect_val(f->v, &k, buf, sizes[i]);
 	}
 	assert_int_equal(mfs_btree_update(f->v, MFS_TREE_FS, &missing, buf, 5),
 			 -ENOENT);
@@ -248,18 +248,18 @@ static void test_put(void **state)
 
 	pattern(buf, 300, 1, 1);
 	assert_int_equal(mfs_btree_put(f->v, MFS_TREE_FS, &k, buf, 300), 0);
-	expect_value(f->v, &k, buf, 300);
+	expect_val(f->v, &k, buf, 300);
 	pattern(buf, 20, 1, 2);
 	assert_int_equal(mfs_btree_put(f->v, MFS_TREE_FS, &k, buf, 20), 0);
-	expect_value(f->v, &k, buf, 20);
+	expect_val(f->v, &k, buf, 20);
 	pattern(buf, MFS_MAX_VALUE, 1, 3);
 	assert_int_equal(mfs_btree_put(f->v, MFS_TREE_FS, &k, buf, MFS_MAX_VALUE), 0);
-	expect_value(f->v, &k, buf, MFS_MAX_VALUE);
+	expect_val(f->v, &k, buf, MFS_MAX_VALUE);
 	assert_int_equal(mfs_btree_put(f->v, MFS_TREE_FS, &k, buf, 0), 0);
-	expect_value(f->v, &k, buf, 0);
+	expect_val(f->v, &k, buf, 0);
 	assert_int_equal(mfs_txn_commit(f->v), 0);
 	fx_reopen(f);
-	expect_value(f->v, &k, buf, 0);
+	expect_val(f->v, &k, buf, 0);
 }
 
 static void test_delete(void **state)
@@ -273,7 +273,7 @@ static void test_delete(void **state)
 	assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k2, "b", 1), 0);
 	assert_int_equal(mfs_btree_delete(f->v, MFS_TREE_FS, &k), 0);
 	expect_absent(f->v, &k);
-	expect_value(f->v, &k2, "b", 1);
+	expect_val(f->v, &k2, "b", 1);
 	assert_int_equal(mfs_btree_delete(f->v, MFS_TREE_FS, &k), -ENOENT);
 	assert_int_equal(mfs_txn_commit(f->v), 0);
 
@@ -281,7 +281,7 @@ static void test_delete(void **state)
 	assert_int_equal(mfs_btree_delete(f->v, MFS_TREE_FS, &k2), 0);
 	expect_absent(f->v, &k2);
 	assert_int_equal(mfs_txn_abort(f->v), 0);
-	expect_value(f->v, &k2, "b", 1);
+	expect_val(f->v, &k2, "b", 1);
 	assert_int_equal(mfs_btree_delete(f->v, MFS_TREE_FS, &k2), 0);
 	assert_int_equal(mfs_txn_commit(f->v), 0);
 	fx_reopen(f);
@@ -289,7 +289,8 @@ static void test_delete(void **state)
 	assert_int_equal(mfs_btree_delete(f->v, MFS_TREE_FS, &k2), -ENOENT);
 	/* Reinsert after delete. */
 	assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k2, "c", 1), 0);
-	expect_value(f->v, &k2, "c", 1);
+	expect_val(f->v, &k2, "c", 1);
+	assert_int_equal(mfs_txn_commit(f->v), 0);
 	assert_int_equal(check_space(f->v, "delete"), 0);
 }
 
@@ -319,12 +320,12 @@ static void test_e2big(void **state)
 				 -E2BIG);
 	}
 	expect_absent(f->v, &k);
-	expect_value(f->v, &k2, "old", 3);
+	expect_val(f->v, &k2, "old", 3);
 	/* Exactly the maximum is fine. */
 	pattern(buf, MFS_MAX_VALUE, 7, 7);
 	assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k, buf,
 					  MFS_MAX_VALUE), 0);
-	expect_value(f->v, &k, buf, MFS_MAX_VALUE);
+	expect_val(f->v, &k, buf, MFS_MAX_VALUE);
 	assert_int_equal(mfs_btree_check(f->v, MFS_TREE_FS, NULL, NULL), 0);
 	assert_int_equal(f->v->error, 0);
 	free(buf);
@@ -343,7 +344,7 @@ static void test_zero_length(void **state)
 	expect_model(f->v, &m);
 	for (uint64_t i = 0; i < 500; i += 3) {
 		struct mfs_key k = mfs_key_make(T_OBJ_BASE + i % 7, 6, i);
-		expect_value(f->v, &k, NULL, 0);
+		expect_val(f->v, &k, NULL, 0);
 	}
 	assert_int_equal(mfs_txn_commit(f->v), 0);
 	fx_reopen(f);
@@ -414,7 +415,7 @@ static void test_key_order(void **state)
 	for (size_t i = 0; i + 1 < m.n; i++)
 		assert_true(mfs_key_cmp(&m.it[i].key, &m.it[i + 1].key) < 0);
 	for (size_t i = 0; i < n; i++)
-		expect_value(f->v, &keys[i], &i, sizeof(i));
+		expect_val(f->v, &keys[i], &i, sizeof(i));
 	assert_int_equal(mfs_txn_commit(f->v), 0);
 	fx_reopen(f);
 	expect_model(f->v, &m);
@@ -690,6 +691,79 @@ static void test_cursor_abort(void **state)
 	model_free(&m);
 }
 
+/* Regression: keys smaller than everything in the tree, inserted after the
+ * root has split, land in the leftmost leaf; when that leaf splits, the
+ * parent's pointer keys must stay ascending (format.h: ptr[0]'s key is a
+ * lower bound, "may be smaller than anything below it", never larger). */
+static void test_smaller_keys_after_split(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { 0 };
+	uint8_t buf[200];
+
+	for (uint64_t i = 0; i < 40; i++) {
+		struct mfs_key k = mfs_key_make(T_OBJ_BASE + 1000 + i, 1, 0);
+		pattern(buf, sizeof(buf), i, 0);
+		assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k, buf,
+						  sizeof(buf)), 0);
+		model_set(&m, &k, buf, sizeof(buf));
+	}
+	assert_true(f->v->roots[MFS_TREE_FS].level >= 1);
+	for (uint64_t i = 0; i < 40; i++) {
+		struct mfs_key k = mfs_key_make(T_OBJ_BASE + 999 - i, 1, 0);
+		pattern(buf, sizeof(buf), i, 1);
+		assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k, buf,
+						  sizeof(buf)), 0);
+		model_set(&m, &k, buf, sizeof(buf));
+		if (mfs_btree_check(f->v, MFS_TREE_FS, NULL, NULL))
+			fail_msg("tree fails its check after inserting the %" PRIu64
+				 "th smaller key", i + 1);
+	}
+	assert_int_equal(mfs_txn_commit(f->v), 0);
+	fx_reopen(f);
+	expect_model(f->v, &m);
+	model_free(&m);
+}
+
+/* The same after the leftmost leaves were emptied (the first remaining
+ * pointer then carries an exact key, and smaller keys arrive below it). */
+static void test_delete_leftmost_then_smaller(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { 0 };
+	uint8_t buf[200];
+
+	for (uint64_t i = 0; i < 300; i++) {
+		struct mfs_key k = mfs_key_make(T_OBJ_BASE + 1000 + i, 1, 0);
+		pattern(buf, sizeof(buf), i, 0);
+		assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k, buf,
+						  sizeof(buf)), 0);
+		model_set(&m, &k, buf, sizeof(buf));
+	}
+	assert_int_equal(mfs_txn_commit(f->v), 0);
+	for (uint64_t i = 0; i < 60; i++) {
+		struct mfs_key k = mfs_key_make(T_OBJ_BASE + 1000 + i, 1, 0);
+		assert_int_equal(mfs_btree_delete(f->v, MFS_TREE_FS, &k), 0);
+		model_del(&m, &k);
+	}
+	assert_int_equal(mfs_txn_commit(f->v), 0);
+	assert_int_equal(mfs_btree_check(f->v, MFS_TREE_FS, NULL, NULL), 0);
+	for (uint64_t i = 0; i < 100; i++) {
+		struct mfs_key k = mfs_key_make(T_OBJ_BASE + 1059 - i, 1, 0);
+		pattern(buf, sizeof(buf), i, 1);
+		assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k, buf,
+						  sizeof(buf)), 0);
+		model_set(&m, &k, buf, sizeof(buf));
+		if (mfs_btree_check(f->v, MFS_TREE_FS, NULL, NULL))
+			fail_msg("tree fails its check after inserting the %" PRIu64
+				 "th smaller key", i + 1);
+	}
+	assert_int_equal(mfs_txn_commit(f->v), 0);
+	fx_reopen(f);
+	expect_model(f->v, &m);
+	model_free(&m);
+}
+
 static void test_lookup_le(void **state)
 {
 	struct fx *f = *state;
@@ -797,9 +871,9 @@ static void test_lookup_mut(void **state)
 	assert_memory_equal(val, orig, sizeof(orig));
 	memset(val, 0xab, len);
 	memset(want, 0xab, sizeof(want));
-	expect_value(f->v, &k, want, sizeof(want));
+	expect_val(f->v, &k, want, sizeof(want));
 	assert_int_equal(mfs_txn_abort(f->v), 0);
-	expect_value(f->v, &k, orig, sizeof(orig));
+	expect_val(f->v, &k, orig, sizeof(orig));
 
 	/* Change in place, commit, reopen: it persists. */
 	assert_int_equal(mfs_btree_lookup_mut(f->v, MFS_TREE_FS, &k, &val, &len), 0);
@@ -811,9 +885,9 @@ static void test_lookup_mut(void **state)
 	assert_int_equal(mfs_btree_lookup_mut(f->v, MFS_TREE_FS, &k, &val, &len), 0);
 	assert_memory_equal(val, want, sizeof(want));
 	assert_int_equal(mfs_txn_commit(f->v), 0);
-	expect_value(f->v, &k, want, sizeof(want));
+	expect_val(f->v, &k, want, sizeof(want));
 	fx_reopen(f);
-	expect_value(f->v, &k, want, sizeof(want));
+	expect_val(f->v, &k, want, sizeof(want));
 	assert_int_equal(mfs_btree_check(f->v, MFS_TREE_FS, NULL, NULL), 0);
 	assert_int_equal(check_space(f->v, "lookup_mut"), 0);
 }
@@ -1219,6 +1293,8 @@ static void random_model_run(const char *img, uint64_t seed, uint64_t nops)
 	r->img = img;
 	t_format(img, 64 * MiB);
 	rm_open(r);
+	/* Start empty, so that the smallest key of the tree changes too. */
+	clear_fs_tree(r->v);
 	model_load(&r->live, r->v, MFS_TREE_FS);
 	model_copy(&r->committed, &r->live);
 	rm_verify(r, "first open", true);
@@ -1308,6 +1384,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cursor_ranges, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cursor_mutation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cursor_abort, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smaller_keys_after_split, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_delete_leftmost_then_smaller,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_le, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_mut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),

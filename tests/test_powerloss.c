@@ -285,6 +285,7 @@ static void pl_op(struct pl *p)
 
 static void pl_commit(struct pl *p, bool close)
 {
+	bool dirty = p->v->dirty;
 	int rc;
 
 	model_copy(&p->inflight, &p->live);
@@ -299,13 +300,16 @@ static void pl_commit(struct pl *p, bool close)
 	if (rc)
 		PL_FAIL(p, "%s = %d", close ? "close" : "commit", rc);
 	model_copy(&p->committed, &p->live);
-	p->commits++;
+	p->commits += dirty;  /* those that had something to write */
 	if (close) {
 		pl_open(p);
 	} else {
-		if (p->v->sb.generation <= p->committed_gen)
-			PL_FAIL(p, "commit did not advance the generation (%" PRIu64
-				")", p->v->sb.generation);
+		/* A commit with nothing to write writes nothing. */
+		if (dirty ? p->v->sb.generation <= p->committed_gen :
+			    p->v->sb.generation != p->committed_gen)
+			PL_FAIL(p, "commit (dirty %d) left generation %" PRIu64
+				" (was %" PRIu64 ")", dirty, p->v->sb.generation,
+				p->committed_gen);
 		p->committed_gen = p->v->sb.generation;
 	}
 }
@@ -332,6 +336,15 @@ static void powerloss_run(const char *dir, uint64_t seed, unsigned long target)
 	pl_open(p);
 	model_load(&p->live, p->v, MFS_TREE_FS);
 	model_copy(&p->committed, &p->live);
+	if (rng_chance(&p->rng, 1, 2)) {
+		/* Sometimes start empty: the smallest key then changes too. */
+		while (p->live.n) {
+			struct mfs_key k = p->live.it[0].key;
+			assert_int_equal(mfs_btree_delete(p->v, MFS_TREE_FS, &k), 0);
+			model_del(&p->live, &k);
+		}
+		pl_commit(p, false);
+	}
 
 	while (p->images < p->target) {
 		unsigned nops = 1 + (unsigned)rng_below(&p->rng,
@@ -461,7 +474,7 @@ static void damage_slot(uint8_t *img, unsigned slot, enum damage d)
 	}
 }
 
-enum after { AFTER_NOTHING, AFTER_UNCOMMITTED, AFTER_CLOSE };
+enum after { AFTER_NOTHING, AFTER_UNCOMMITTED, AFTER_ABORT, AFTER_CLOSE };
 
 /*
  * Commit A, then commit B (deleting and rewriting most of A), then maybe
@@ -505,15 +518,23 @@ static void fallback_case(struct fx *f, enum after after)
 	}
 	assert_int_equal(mfs_txn_commit(v), 0);
 	gen_b = v->sb.generation;
-	if (after == AFTER_UNCOMMITTED) {
+	if (after == AFTER_UNCOMMITTED || after == AFTER_ABORT) {
 		/* Uncommitted work may use only blocks free in both slots'
 		 * states: blocks B freed stay pinned until B's successor is
-		 * durable. */
-		for (uint64_t i = 0; i < 3000; i++) {
-			struct mfs_key k = mfs_key_make(T_OBJ_BASE + 5000 + i, 1, 0);
-			rng_fill(&rng, buf, sizeof(buf));
-			assert_int_equal(mfs_btree_insert(v, MFS_TREE_FS, &k, buf,
-							  sizeof(buf)), 0);
+		 * durable (docs/design.md §5), an abort in between or not. */
+		for (int pass = after == AFTER_ABORT ? 0 : 1; pass < 2; pass++) {
+			/* Until every available block has been used. */
+			int rc = 0;
+			for (uint64_t i = 0; i < 100000 && rc == 0; i++) {
+				struct mfs_key k = mfs_key_make(T_OBJ_BASE + 5000 + i,
+								1, 0);
+				rng_fill(&rng, buf, sizeof(buf));
+				rc = mfs_btree_insert(v, MFS_TREE_FS, &k, buf,
+						      sizeof(buf));
+			}
+			assert_int_equal(rc, -ENOSPC);
+			if (pass == 0)
+				assert_int_equal(mfs_txn_abort(v), 0);
 		}
 	}
 	if (after == AFTER_CLOSE) {
@@ -542,6 +563,7 @@ static void fallback_case(struct fx *f, enum after after)
 		print_message("fallback after %s: %s in the newer slot %u\n",
 			      after == AFTER_NOTHING ? "nothing" :
 			      after == AFTER_UNCOMMITTED ? "uncommitted work" :
+			      after == AFTER_ABORT ? "abort, uncommitted work" :
 							  "clean close",
 			      damage_name[d], newest);
 		t_copy_file(f->img, f->copy);
@@ -583,6 +605,11 @@ static void test_fallback_older_slot(void **state)
 static void test_fallback_after_uncommitted(void **state)
 {
 	fallback_case(*state, AFTER_UNCOMMITTED);
+}
+
+static void test_fallback_after_abort(void **state)
+{
+	fallback_case(*state, AFTER_ABORT);
 }
 
 static void test_fallback_after_close(void **state)
@@ -679,6 +706,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fallback_after_uncommitted,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fallback_after_abort, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_fallback_after_close, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_both_slots_corrupt, setup,

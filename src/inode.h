@@ -22,7 +22,7 @@ struct mfs_inode {
 	uint64_t generation;
 	uint64_t rdev;
 	uint64_t flags;
-	uint64_t seq;
+	uint64_t parent;      /* directories: parent directory inode */
 	struct timespec atime, mtime, ctime, btime;
 };
 

@@ -620,6 +620,9 @@ void mfs_vol_close_dirty(struct mfs_vol *v)
 static void put_inode(uint8_t *di, uint32_t mode, uint32_t nlink, uint64_t t)
 {
 	memset(di, 0, sizeof(struct mfs_disk_inode));
+	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_parent), MFS_ROOT_INO);
+	/* Directories report one block, as small ext4 directories do. */
+	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_size), MFS_BLOCK_SIZE);
 	mfs_put_le32(di + offsetof(struct mfs_disk_inode, di_mode), mode);
 	mfs_put_le32(di + offsetof(struct mfs_disk_inode, di_nlink), nlink);
 	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_generation), 1);
@@ -647,7 +650,6 @@ static int format_root(struct mfs_vol *v, uint64_t t)
 	int rc;
 
 	put_inode(di, 040755, 3, t);
-	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_size), 1);
 	k = mfs_key_make(MFS_ROOT_INO, MFS_ITEM_INODE, 0);
 	rc = mfs_btree_insert(v, MFS_TREE_FS, &k, di, sizeof(di));
 	if (rc)

@@ -186,7 +186,7 @@ struct mfs_disk_inode {
 	uint32_t di_mtime_ns;
 	uint32_t di_ctime_ns;
 	uint32_t di_btime_ns;
-	uint64_t di_seq;         /* per-directory entry counter (directories) */
+	uint64_t di_parent;      /* directories: the parent directory (root: 1) */
 	uint64_t di_reserved[2];
 };
 _Static_assert(sizeof(struct mfs_disk_inode) == 128, "inode size");

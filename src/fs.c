@@ -1,0 +1,1620 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fs.c — the filesystem core API; see include/mmapfs/mmapfs.h.
+ *
+ * Layer 7. Calls inode, dir, file, xattr and txn. One function per
+ * operation; POSIX rules (types, link counts, times, setuid clearing, the
+ * orphan list) live here, item layouts do not.
+ *
+ * Locking: fs->lock is a reader/writer lock. Lookups, getattr, read,
+ * readdir, readlink, getxattr, lseek and statfs take it shared; everything
+ * that changes the trees takes it exclusive (a commit too). The table of
+ * in-memory references (lookup and open counts) has its own mutex, so
+ * shared-lock holders can count lookups.
+ *
+ * Unlinked inodes: when a link count reaches 0 while the inode is still
+ * referenced (lookup count or open count), an ORPHAN item records it and the
+ * inode stays; the last mfs_forget/mfs_release removes it. After a crash the
+ * next mfs_fs_open removes every orphan.
+ */
+#include "mmapfs/mmapfs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "btree.h"
+#include "dir.h"
+#include "file.h"
+#include "image.h"
+#include "inode.h"
+#include "log.h"
+#include "txn.h"
+#include "xattr.h"
+
+/* In-memory references to an inode. */
+struct ref {
+	uint64_t ino;
+	uint64_t nlookup;
+	uint64_t nopen;
+};
+
+struct mfs_fs {
+	struct mfs_vol *v;
+	pthread_rwlock_t lock;
+	pthread_mutex_t ref_lock;
+	struct ref *refs;    /* open-addressing table, ino 0 = empty */
+	size_t ref_cap, ref_nr;
+	/* File data was written in place since the last sync. */
+	bool data_dirty;
+};
+
+/* ------------------------------------------------------------------ */
+/* Reference table                                                     */
+/* ------------------------------------------------------------------ */
+
+static size_t ref_hash(uint64_t ino, size_t cap)
+{
+	return (size_t)((ino * 0x9e3779b97f4a7c15ULL) >> 20) & (cap - 1);
+}
+
+static struct ref *ref_find(struct mfs_fs *fs, uint64_t ino)
+{
+	size_t i;
+
+	if (!fs->ref_cap)
+		return NULL;
+	for (i = ref_hash(ino, fs->ref_cap);; i = (i + 1) & (fs->ref_cap - 1)) {
+		if (fs->refs[i].ino == ino)
+			return &fs->refs[i];
+		if (fs->refs[i].ino == 0)
+			return NULL;
+	}
+}
+
+static int ref_grow(struct mfs_fs *fs)
+{
+	size_t ncap = fs->ref_cap ? fs->ref_cap * 2 : 1024, i;
+	struct ref *n = calloc(ncap, sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	for (i = 0; i < fs->ref_cap; i++) {
+		size_t j;
+
+		if (!fs->refs[i].ino)
+			continue;
+		for (j = ref_hash(fs->refs[i].ino, ncap); n[j].ino;
+		     j = (j + 1) & (ncap - 1))
+			;
+		n[j] = fs->refs[i];
+	}
+	free(fs->refs);
+	fs->refs = n;
+	fs->ref_cap = ncap;
+	return 0;
+}
+
+/* Add to an inode's counts (creating its entry). Caller holds ref_lock. */
+static int ref_add(struct mfs_fs *fs, uint64_t ino, uint64_t lookups,
+		   uint64_t opens)
+{
+	struct ref *r = ref_find(fs, ino);
+
+	if (!r) {
+		size_t i;
+
+		if ((fs->ref_nr + 1) * 2 > fs->ref_cap && ref_grow(fs))
+			return -ENOMEM;
+		for (i = ref_hash(ino, fs->ref_cap); fs->refs[i].ino;
+		     i = (i + 1) & (fs->ref_cap - 1))
+			;
+		r = &fs->refs[i];
+		r->ino = ino;
+		fs->ref_nr++;
+	}
+	r->nlookup += lookups;
+	r->nopen += opens;
+	return 0;
+}
+
+/* Remove an entry, re-placing the entries after it (linear probing). */
+static void ref_del(struct mfs_fs *fs, struct ref *r)
+{
+	size_t i = (size_t)(r - fs->refs), j = i;
+
+	fs->refs[i].ino = 0;
+	fs->ref_nr--;
+	for (;;) {
+		struct ref tmp;
+		size_t k;
+
+		j = (j + 1) & (fs->ref_cap - 1);
+		if (!fs->refs[j].ino)
+			return;
+		tmp = fs->refs[j];
+		fs->refs[j].ino = 0;
+		for (k = ref_hash(tmp.ino, fs->ref_cap); fs->refs[k].ino;
+		     k = (k + 1) & (fs->ref_cap - 1))
+			;
+		fs->refs[k] = tmp;
+	}
+}
+
+static int ref_lookup(struct mfs_fs *fs, uint64_t ino)
+{
+	int rc;
+
+	pthread_mutex_lock(&fs->ref_lock);
+	rc = ref_add(fs, ino, 1, 0);
+	pthread_mutex_unlock(&fs->ref_lock);
+	return rc;
+}
+
+static bool referenced(struct mfs_fs *fs, uint64_t ino)
+{
+	struct ref *r;
+	bool yes;
+
+	pthread_mutex_lock(&fs->ref_lock);
+	r = ref_find(fs, ino);
+	yes = r && (r->nlookup || r->nopen);
+	pthread_mutex_unlock(&fs->ref_lock);
+	return yes;
+}
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                             */
+/* ------------------------------------------------------------------ */
+
+static void rdlock(struct mfs_fs *fs)
+{
+	pthread_rwlock_rdlock(&fs->lock);
+}
+
+static void wrlock(struct mfs_fs *fs)
+{
+	pthread_rwlock_wrlock(&fs->lock);
+}
+
+static void unlock(struct mfs_fs *fs)
+{
+	pthread_rwlock_unlock(&fs->lock);
+}
+
+/* May the tree be changed now? */
+static int writable(struct mfs_fs *fs)
+{
+	if (fs->v->error)
+		return -EROFS;
+	if (fs->v->readonly)
+		return -EROFS;
+	return 0;
+}
+
+static int check_name(const char *name, size_t *len)
+{
+	size_t n = strnlen(name, MFS_NAME_LEN + 1);
+
+	if (n > MFS_NAME_LEN)
+		return -ENAMETOOLONG;
+	if (n == 0 || strchr(name, '/'))
+		return -EINVAL;
+	*len = n;
+	return 0;
+}
+
+static bool is_dot(const char *name)
+{
+	return !strcmp(name, ".") || !strcmp(name, "..");
+}
+
+static uint8_t dtype(uint32_t mode)
+{
+	return (uint8_t)((mode & S_IFMT) >> 12); /* DT_* == S_IFMT >> 12 */
+}
+
+static void to_attr(const struct mfs_inode *in, struct mfs_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = in->ino;
+	a->generation = in->generation;
+	a->mode = in->mode;
+	a->nlink = in->nlink;
+	a->uid = in->uid;
+	a->gid = in->gid;
+	a->rdev = in->rdev;
+	a->size = in->size;
+	a->blocks = in->blocks;
+	a->atime = in->atime;
+	a->mtime = in->mtime;
+	a->ctime = in->ctime;
+	a->btime = in->btime;
+}
+
+/* Read a directory inode: -ENOTDIR if it is not one, -ENOENT if it was
+ * removed (a deleted directory still referenced has nlink 0). */
+static int get_dir(struct mfs_vol *v, uint64_t ino, struct mfs_inode *d)
+{
+	int rc = mfs_inode_read(v, ino, d);
+
+	if (rc)
+		return rc;
+	if (!S_ISDIR(d->mode))
+		return -ENOTDIR;
+	if (d->nlink == 0)
+		return -ENOENT;
+	return 0;
+}
+
+static void touch_mc(struct mfs_inode *in)
+{
+	mfs_inode_now(&in->mtime);
+	in->ctime = in->mtime;
+}
+
+/* Drop setuid, and setgid when group-executable, as the kernel does for a
+ * write or truncate by a caller without CAP_FSETID. */
+static bool kill_priv(struct mfs_inode *in)
+{
+	uint32_t old = in->mode;
+
+	if (!S_ISREG(in->mode))
+		return false;
+	in->mode &= ~(uint32_t)S_ISUID;
+	if (in->mode & S_IXGRP)
+		in->mode &= ~(uint32_t)S_ISGID;
+	return in->mode != old;
+}
+
+/* Put an unlinked inode on the orphan list, or remove it now if nothing
+ * references it. */
+static int drop_inode(struct mfs_fs *fs, struct mfs_inode *in)
+{
+	struct mfs_key k;
+
+	if (in->nlink > 0)
+		return mfs_inode_write(fs->v, in);
+	if (referenced(fs, in->ino)) {
+		int rc = mfs_inode_write(fs->v, in);
+
+		if (rc)
+			return rc;
+		k = mfs_key_make(MFS_ORPHAN_OBJID, MFS_ITEM_ORPHAN, in->ino);
+		rc = mfs_btree_put(fs->v, MFS_TREE_FS, &k, NULL, 0);
+		return rc;
+	}
+	return mfs_inode_remove(fs->v, in);
+}
+
+/* Remove an orphan whose references are all gone. Caller holds the write
+ * lock. */
+static int reap(struct mfs_fs *fs, uint64_t ino)
+{
+	struct mfs_inode in;
+	int rc;
+
+	if (writable(fs))
+		return 0; /* the next open reclaims it */
+	rc = mfs_inode_read(fs->v, ino, &in);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (in.nlink != 0 || referenced(fs, ino))
+		return 0;
+	return mfs_inode_remove(fs->v, &in);
+}
+
+/* Remove every inode on the orphan list (at open, after a crash, and at
+ * close, when no reference can remain). */
+static int reap_all(struct mfs_fs *fs)
+{
+	struct mfs_key lo = mfs_key_make(MFS_ORPHAN_OBJID, MFS_ITEM_ORPHAN, 0);
+	struct mfs_key hi = mfs_key_make(MFS_ORPHAN_OBJID, MFS_ITEM_ORPHAN,
+					 UINT64_MAX);
+	struct mfs_cursor c;
+	struct mfs_key k;
+	int rc;
+
+	for (;;) {
+		struct mfs_inode in;
+
+		mfs_cursor_init(&c, fs->v, MFS_TREE_FS, &lo, &hi);
+		rc = mfs_cursor_next(&c, &k, NULL, NULL);
+		if (rc <= 0)
+			return rc;
+		rc = mfs_inode_read(fs->v, k.offset, &in);
+		if (rc == 0 && in.nlink == 0) {
+			rc = mfs_inode_remove(fs->v, &in);
+		} else if (rc == 0 || rc == -ENOENT) {
+			/* Stale entry: the inode is linked again or gone. */
+			rc = mfs_btree_delete(fs->v, MFS_TREE_FS, &k);
+		}
+		if (rc)
+			return rc;
+		lo = k;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Open, close, sync                                                   */
+/* ------------------------------------------------------------------ */
+
+int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out)
+{
+	struct mfs_fs *fs;
+	unsigned vflags = 0;
+	int rc;
+
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	if (flags & MFS_FS_RDONLY)
+		vflags |= MFS_VOL_RDONLY;
+	if (flags & MFS_FS_NOLOCK)
+		vflags |= MFS_VOL_NOLOCK;
+	rc = mfs_vol_open(image, vflags, &fs->v);
+	if (rc) {
+		free(fs);
+		return rc;
+	}
+	pthread_rwlock_init(&fs->lock, NULL);
+	pthread_mutex_init(&fs->ref_lock, NULL);
+	if (!fs->v->readonly) {
+		rc = reap_all(fs);
+		if (!rc)
+			rc = mfs_txn_commit(fs->v);
+		if (rc) {
+			mfs_log(MFS_LOG_ERR, "%s: reclaiming unlinked files: %s",
+				image, strerror(-rc));
+			mfs_vol_close_dirty(fs->v);
+			free(fs);
+			return rc;
+		}
+	}
+	*out = fs;
+	return 0;
+}
+
+static void fs_free(struct mfs_fs *fs)
+{
+	pthread_rwlock_destroy(&fs->lock);
+	pthread_mutex_destroy(&fs->ref_lock);
+	free(fs->refs);
+	free(fs);
+}
+
+int mfs_fs_close(struct mfs_fs *fs)
+{
+	int rc = 0, rc2;
+
+	if (!fs)
+		return 0;
+	wrlock(fs);
+	if (!writable(fs))
+		rc = reap_all(fs);
+	rc2 = mfs_vol_close(fs->v);
+	unlock(fs);
+	fs_free(fs);
+	return rc ? rc : rc2;
+}
+
+void mfs_fs_close_dirty(struct mfs_fs *fs)
+{
+	if (!fs)
+		return;
+	mfs_vol_close_dirty(fs->v);
+	fs_free(fs);
+}
+
+/* Commit, or with nothing to commit make written data durable. Caller
+ * holds the write lock. */
+static int sync_locked(struct mfs_fs *fs)
+{
+	int rc;
+
+	if (fs->v->error)
+		return -EIO;
+	if (fs->v->readonly)
+		return 0;
+	if (fs->v->dirty) {
+		rc = mfs_txn_commit(fs->v);
+	} else if (fs->data_dirty) {
+		rc = mfs_image_sync(fs->v->img);
+		if (rc) {
+			mfs_log(MFS_LOG_ERR, "sync of file data failed: %s; the "
+				"filesystem is now read-only", strerror(-rc));
+			fs->v->error = rc;
+		}
+	} else {
+		return 0;
+	}
+	if (rc)
+		return rc == -ENOSPC ? -ENOSPC : -EIO;
+	fs->data_dirty = false;
+	return 0;
+}
+
+int mfs_fs_sync(struct mfs_fs *fs)
+{
+	int rc;
+
+	wrlock(fs);
+	rc = sync_locked(fs);
+	unlock(fs);
+	return rc;
+}
+
+int mfs_fs_abort(struct mfs_fs *fs)
+{
+	int rc;
+
+	wrlock(fs);
+	rc = mfs_txn_abort(fs->v);
+	unlock(fs);
+	return rc;
+}
+
+int mfs_fs_error(struct mfs_fs *fs)
+{
+	return fs->v->error;
+}
+
+bool mfs_fs_readonly(struct mfs_fs *fs)
+{
+	return fs->v->readonly || fs->v->error;
+}
+
+/* ------------------------------------------------------------------ */
+/* Lookup and attributes                                               */
+/* ------------------------------------------------------------------ */
+
+/* Resolve name in dir to an inode (".", ".." included). Caller holds the
+ * lock. */
+static int resolve(struct mfs_vol *v, uint64_t parent, const char *name,
+		   struct mfs_inode *in)
+{
+	struct mfs_inode d;
+	uint64_t ino;
+	size_t len;
+	int rc;
+
+	rc = get_dir(v, parent, &d);
+	if (rc)
+		return rc;
+	if (!strcmp(name, "."))
+		return mfs_inode_read(v, parent, in);
+	if (!strcmp(name, ".."))
+		return mfs_inode_read(v, d.parent, in);
+	rc = check_name(name, &len);
+	if (rc)
+		return rc;
+	rc = mfs_dir_lookup(v, parent, name, len, &ino, NULL);
+	if (rc)
+		return rc;
+	rc = mfs_inode_read(v, ino, in);
+	if (rc == -ENOENT)
+		return MFS_CORRUPT(v, "directory %llu: entry for missing inode %llu",
+				   (unsigned long long)parent,
+				   (unsigned long long)ino);
+	return rc;
+}
+
+int mfs_lookup(struct mfs_fs *fs, uint64_t parent, const char *name,
+	       struct mfs_attr *attr)
+{
+	struct mfs_inode in;
+	int rc;
+
+	rdlock(fs);
+	rc = resolve(fs->v, parent, name, &in);
+	if (!rc)
+		rc = ref_lookup(fs, in.ino);
+	if (!rc)
+		to_attr(&in, attr);
+	unlock(fs);
+	return rc;
+}
+
+void mfs_forget(struct mfs_fs *fs, uint64_t ino, uint64_t nlookup)
+{
+	struct ref *r;
+	bool gone = false;
+
+	pthread_mutex_lock(&fs->ref_lock);
+	r = ref_find(fs, ino);
+	if (r) {
+		r->nlookup = nlookup < r->nlookup ? r->nlookup - nlookup : 0;
+		if (!r->nlookup && !r->nopen) {
+			ref_del(fs, r);
+			gone = true;
+		}
+	}
+	pthread_mutex_unlock(&fs->ref_lock);
+	if (gone) {
+		wrlock(fs);
+		reap(fs, ino);
+		unlock(fs);
+	}
+}
+
+int mfs_getattr(struct mfs_fs *fs, uint64_t ino, struct mfs_attr *attr)
+{
+	struct mfs_inode in;
+	int rc;
+
+	rdlock(fs);
+	rc = mfs_inode_read(fs->v, ino, &in);
+	if (!rc)
+		to_attr(&in, attr);
+	unlock(fs);
+	return rc;
+}
+
+int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
+		const struct mfs_attr *a, unsigned set, struct mfs_attr *out)
+{
+	struct mfs_inode in;
+	struct timespec now;
+	int rc;
+
+	wrlock(fs);
+	rc = writable(fs);
+	if (!rc)
+		rc = mfs_inode_read(fs->v, ino, &in);
+	if (rc)
+		goto out;
+	mfs_inode_now(&now);
+	if (set & MFS_SET_SIZE) {
+		if (S_ISDIR(in.mode)) {
+			rc = -EISDIR;
+			goto out;
+		}
+		if (!S_ISREG(in.mode)) {
+			rc = -EINVAL;
+			goto out;
+		}
+		if (a->size > MFS_FILE_SIZE_MAX) {
+			rc = -EFBIG;
+			goto out;
+		}
+		rc = mfs_file_truncate(fs->v, &in, a->size);
+		if (rc)
+			goto out;
+		in.mtime = now;
+		if (!cred->cap_fsetid || (set & MFS_SET_KILL_PRIV))
+			kill_priv(&in);
+	}
+	if (set & (MFS_SET_UID | MFS_SET_GID)) {
+		if ((set & MFS_SET_UID) && a->uid != in.uid)
+			in.uid = a->uid;
+		if ((set & MFS_SET_GID) && a->gid != in.gid)
+			in.gid = a->gid;
+		/* chown drops setuid and group-executable setgid on
+		 * non-directories, for every caller (Linux since 2.2.13). */
+		if (!S_ISDIR(in.mode)) {
+			in.mode &= ~(uint32_t)S_ISUID;
+			if (in.mode & S_IXGRP)
+				in.mode &= ~(uint32_t)S_ISGID;
+		}
+	}
+	if (set & MFS_SET_MODE) {
+		in.mode = (in.mode & S_IFMT) | (a->mode & 07777);
+		if (!cred->cap_fsetid && !cred->in_group && cred->uid != 0)
+			in.mode &= ~(uint32_t)S_ISGID;
+	}
+	if (set & MFS_SET_ATIME_NOW)
+		in.atime = now;
+	else if (set & MFS_SET_ATIME)
+		in.atime = a->atime;
+	if (set & MFS_SET_MTIME_NOW)
+		in.mtime = now;
+	else if (set & MFS_SET_MTIME)
+		in.mtime = a->mtime;
+	in.ctime = (set & MFS_SET_CTIME) ? a->ctime : now;
+	rc = mfs_inode_write(fs->v, &in);
+	if (!rc && out)
+		to_attr(&in, out);
+out:
+	unlock(fs);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Creating entries                                                    */
+/* ------------------------------------------------------------------ */
+
+/* Store a symlink target as INLINE items of at most MFS_MAX_VALUE bytes. */
+static int put_target(struct mfs_vol *v, uint64_t ino, const char *target,
+		      size_t len)
+{
+	size_t off;
+
+	for (off = 0; off < len; off += MFS_MAX_VALUE) {
+		size_t n = len - off < MFS_MAX_VALUE ? len - off : MFS_MAX_VALUE;
+		struct mfs_key k = mfs_key_make(ino, MFS_ITEM_INLINE,
+						off / MFS_MAX_VALUE);
+		int rc = mfs_btree_insert(v, MFS_TREE_FS, &k, target + off, n);
+
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * The common part of mknod, mkdir, symlink and create: a new inode of
+ * `mode` named `name` in `parent`. Caller holds the write lock.
+ */
+static int new_entry(struct mfs_fs *fs, const struct mfs_cred *cred,
+		     uint64_t parent, const char *name, uint32_t mode,
+		     uint64_t rdev, const char *target, struct mfs_inode *in)
+{
+	struct mfs_vol *v = fs->v;
+	struct mfs_inode d;
+	size_t len, tlen = 0;
+	uint64_t ino;
+	int rc;
+
+	rc = writable(fs);
+	if (rc)
+		return rc;
+	rc = get_dir(v, parent, &d);
+	if (rc)
+		return rc;
+	if (is_dot(name))
+		return -EEXIST;
+	rc = check_name(name, &len);
+	if (rc)
+		return rc;
+	if (target) {
+		tlen = strnlen(target, MFS_SYMLINK_MAX + 1);
+		if (tlen > MFS_SYMLINK_MAX)
+			return -ENAMETOOLONG;
+		if (tlen == 0)
+			return -ENOENT;
+	}
+	rc = mfs_dir_lookup(v, parent, name, len, &ino, NULL);
+	if (rc == 0)
+		return -EEXIST;
+	if (rc != -ENOENT)
+		return rc;
+	if (S_ISDIR(mode) && d.nlink >= MFS_LINK_MAX)
+		return -EMLINK;
+
+	memset(in, 0, sizeof(*in));
+	in->mode = mode;
+	in->uid = cred->uid;
+	in->gid = cred->gid;
+	if (d.mode & S_ISGID) {
+		/* setgid directories pass their group on, and their setgid
+		 * bit to subdirectories. */
+		in->gid = d.gid;
+		if (S_ISDIR(mode))
+			in->mode |= S_ISGID;
+	}
+	in->nlink = S_ISDIR(mode) ? 2 : 1;
+	in->rdev = rdev;
+	in->parent = S_ISDIR(mode) ? parent : 0;
+	in->size = S_ISDIR(mode) ? MFS_BLOCK_SIZE : tlen;
+	mfs_inode_now(&in->mtime);
+	in->atime = in->ctime = in->btime = in->mtime;
+	rc = mfs_inode_create(v, in);
+	if (rc)
+		return rc;
+	if (target)
+		rc = put_target(v, in->ino, target, tlen);
+	if (!rc)
+		rc = mfs_dir_add(v, parent, name, len, in->ino, dtype(mode));
+	if (rc) {
+		/* Undo, so a failed create leaves no inode behind. */
+		in->nlink = 0;
+		mfs_inode_remove(v, in);
+		return rc;
+	}
+	if (S_ISDIR(mode))
+		d.nlink++;
+	d.mtime = in->mtime;
+	d.ctime = in->mtime;
+	rc = mfs_inode_write(v, &d);
+	if (!rc)
+		rc = ref_lookup(fs, in->ino);
+	return rc;
+}
+
+int mfs_mknod(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t parent,
+	      const char *name, uint32_t mode, uint64_t rdev,
+	      struct mfs_attr *attr)
+{
+	struct mfs_inode in;
+	int rc;
+
+	switch (mode & S_IFMT) {
+	case 0:
+		mode |= S_IFREG;
+		break;
+	case S_IFREG: case S_IFIFO: case S_IFSOCK:
+		rdev = 0;
+		break;
+	case S_IFCHR: case S_IFBLK:
+		break;
+	default:
+		return -EINVAL;
+	}
+	wrlock(fs);
+	rc = new_entry(fs, cred, parent, name, mode & (S_IFMT | 07777), rdev,
+		       NULL, &in);
+	if (!rc)
+		to_attr(&in, attr);
+	unlock(fs);
+	return rc;
+}
+
+int mfs_mkdir(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t parent,
+	      const char *name, uint32_t mode, struct mfs_attr *attr)
+{
+	struct mfs_inode in;
+	int rc;
+
+	wrlock(fs);
+	rc = new_entry(fs, cred, parent, name, S_IFDIR | (mode & 07777), 0,
+		       NULL, &in);
+	if (!rc)
+		to_attr(&in, attr);
+	unlock(fs);
+	return rc;
+}
+
+int mfs_symlink(struct mfs_fs *fs, const struct mfs_cred *cred,
+		uint64_t parent, const char *name, const char *target,
+		struct mfs_attr *attr)
+{
+	struct mfs_inode in;
+	int rc;
+
+	wrlock(fs);
+	rc = new_entry(fs, cred, parent, name, S_IFLNK | 0777, 0, target, &in);
+	if (!rc)
+		to_attr(&in, attr);
+	unlock(fs);
+	return rc;
+}
+
+int mfs_create(struct mfs_fs *fs, const struct mfs_cred *cred,
+	       uint64_t parent, const char *name, uint32_t mode, int flags,
+	       struct mfs_attr *attr)
+{
+	struct mfs_inode in;
+	int rc;
+
+	(void)flags;
+	wrlock(fs);
+	rc = new_entry(fs, cred, parent, name, S_IFREG | (mode & 07777), 0,
+		       NULL, &in);
+	if (!rc) {
+		pthread_mutex_lock(&fs->ref_lock);
+		rc = ref_add(fs, in.ino, 0, 1);
+		pthread_mutex_unlock(&fs->ref_lock);
+	}
+	if (!rc)
+		to_attr(&in, attr);
+	unlock(fs);
+	return rc;
+}
+
+int mfs_link(struct mfs_fs *fs, uint64_t ino, uint64_t newparent,
+	     const char *newname, struct mfs_attr *attr)
+{
+	struct mfs_vol *v = fs->v;
+	struct mfs_inode in, d;
+	size_t len;
+	uint64_t other;
+	int rc;
+
+	wrlock(fs);
+	rc = writable(fs);
+	if (!rc)
+		rc = mfs_inode_read(v, ino, &in);
+	if (!rc)
+		rc = get_dir(v, newparent, &d);
+	if (rc)
+		goto out;
+	if (is_dot(newname)) {
+		rc = -EEXIST;
+		goto out;
+	}
+	rc = check_name(newname, &len);
+	if (rc)
+		goto out;
+	if (S_ISDIR(in.mode)) {
+		rc = -EPERM;
+		goto out;
+	}
+	if (in.nlink == 0) {
+		rc = -ENOENT;
+		goto out;
+	}
+	if (in.nlink >= MFS_LINK_MAX) {
+		rc = -EMLINK;
+		goto out;
+	}
+	rc = mfs_dir_lookup(v, newparent, newname, len, &other, NULL);
+	if (rc == 0)
+		rc = -EEXIST;
+	if (rc != -ENOENT)
+		goto out;
+	rc = mfs_dir_add(v, newparent, newname, len, ino, dtype(in.mode));
+	if (rc)
+		goto out;
+	in.nlink++;
+	mfs_inode_now(&in.ctime);
+	d.mtime = d.ctime = in.ctime;
+	rc = mfs_inode_write(v, &in);
+	if (!rc)
+		rc = mfs_inode_write(v, &d);
+	if (!rc)
+		rc = ref_lookup(fs, ino);
+	if (!rc)
+		to_attr(&in, attr);
+out:
+	unlock(fs);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Removing and renaming                                               */
+/* ------------------------------------------------------------------ */
+
+static int remove_entry(struct mfs_fs *fs, uint64_t parent, const char *name,
+			bool dir)
+{
+	struct mfs_vol *v = fs->v;
+	struct mfs_inode d, in;
+	size_t len;
+	int rc;
+
+	wrlock(fs);
+	rc = writable(fs);
+	if (!rc)
+		rc = get_dir(v, parent, &d);
+	if (rc)
+		goto out;
+	if (is_dot(name)) {
+		rc = !dir ? -EISDIR : !strcmp(name, ".") ? -EINVAL : -ENOTEMPTY;
+		goto out;
+	}
+	rc = resolve(v, parent, name, &in);
+	if (!rc)
+		rc = check_name(name, &len);
+	if (rc)
+		goto out;
+	if (dir && !S_ISDIR(in.mode)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	if (!dir && S_ISDIR(in.mode)) {
+		rc = -EISDIR;
+		goto out;
+	}
+	if (dir) {
+		rc = mfs_dir_is_empty(v, in.ino);
+		if (rc < 0)
+			goto out;
+		if (rc == 0) {
+			rc = -ENOTEMPTY;
+			goto out;
+		}
+	}
+	rc = mfs_dir_remove(v, parent, name, len);
+	if (rc)
+		goto out;
+	mfs_inode_now(&d.mtime);
+	d.ctime = d.mtime;
+	in.ctime = d.mtime;
+	if (dir) {
+		d.nlink--;
+		in.nlink = 0;
+	} else {
+		in.nlink--;
+	}
+	rc = mfs_inode_write(v, &d);
+	if (!rc)
+		rc = drop_inode(fs, &in);
+out:
+	unlock(fs);
+	return rc;
+}
+
+int mfs_unlink(struct mfs_fs *fs, uint64_t parent, const char *name)
+{
+	return remove_entry(fs, parent, name, false);
+}
+
+int mfs_rmdir(struct mfs_fs *fs, uint64_t parent, const char *name)
+{
+	return remove_entry(fs, parent, name, true);
+}
+
+/* Is dir `anc` the directory `ino` or one of its ancestors? */
+static int is_ancestor(struct mfs_vol *v, uint64_t anc, uint64_t ino)
+{
+	unsigned depth;
+
+	for (depth = 0; depth < 1u << 20; depth++) {
+		struct mfs_inode d;
+		int rc;
+
+		if (ino == anc)
+			return 1;
+		if (ino == MFS_ROOT_INO)
+			return 0;
+		rc = mfs_inode_read(v, ino, &d);
+		if (rc)
+			return rc;
+		ino = d.parent;
+	}
+	return MFS_CORRUPT(v, "directory %llu: parent chain loops",
+			   (unsigned long long)anc);
+}
+
+/* Write the two parents, or one if they are the same directory. */
+static int write_parents(struct mfs_vol *v, struct mfs_inode *p1,
+			 struct mfs_inode *p2)
+{
+	int rc = mfs_inode_write(v, p1);
+
+	if (!rc && p2->ino != p1->ino)
+		rc = mfs_inode_write(v, p2);
+	return rc;
+}
+
+int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
+	       uint64_t newparent, const char *newname, unsigned flags)
+{
+	struct mfs_vol *v = fs->v;
+	struct mfs_inode p1, p2, src, dst;
+	struct mfs_inode *pp2;
+	size_t len, nlen;
+	struct timespec now;
+	bool have_dst;
+	int rc;
+
+	if ((flags & ~(MFS_RENAME_NOREPLACE | MFS_RENAME_EXCHANGE)) ||
+	    flags == (MFS_RENAME_NOREPLACE | MFS_RENAME_EXCHANGE))
+		return -EINVAL;
+	wrlock(fs);
+	rc = writable(fs);
+	if (!rc)
+		rc = get_dir(v, parent, &p1);
+	if (!rc)
+		rc = get_dir(v, newparent, &p2);
+	if (rc)
+		goto out;
+	pp2 = newparent == parent ? &p1 : &p2;
+	if (is_dot(name) || is_dot(newname)) {
+		rc = is_dot(name) ? -EINVAL : -EBUSY;
+		goto out;
+	}
+	rc = check_name(name, &len);
+	if (!rc)
+		rc = check_name(newname, &nlen);
+	if (!rc)
+		rc = resolve(v, parent, name, &src);
+	if (rc)
+		goto out;
+	rc = resolve(v, newparent, newname, &dst);
+	if (rc && rc != -ENOENT)
+		goto out;
+	have_dst = rc == 0;
+	rc = 0;
+	if (have_dst && dst.ino == src.ino)
+		goto out; /* the same file: nothing to do (POSIX) */
+	if (have_dst && (flags & MFS_RENAME_NOREPLACE)) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if (!have_dst && (flags & MFS_RENAME_EXCHANGE)) {
+		rc = -ENOENT;
+		goto out;
+	}
+	/* A directory cannot move below itself. */
+	if (S_ISDIR(src.mode) && newparent != parent) {
+		rc = is_ancestor(v, src.ino, newparent);
+		if (rc) {
+			rc = rc > 0 ? -EINVAL : rc;
+			goto out;
+		}
+	}
+	if ((flags & MFS_RENAME_EXCHANGE) && S_ISDIR(dst.mode) &&
+	    newparent != parent) {
+		rc = is_ancestor(v, dst.ino, parent);
+		if (rc) {
+			rc = rc > 0 ? -EINVAL : rc;
+			goto out;
+		}
+	}
+	mfs_inode_now(&now);
+
+	if (flags & MFS_RENAME_EXCHANGE) {
+		rc = mfs_dir_set(v, parent, name, len, dst.ino, dtype(dst.mode));
+		if (!rc)
+			rc = mfs_dir_set(v, newparent, newname, nlen, src.ino,
+					 dtype(src.mode));
+		if (rc)
+			goto out;
+		if (newparent != parent) {
+			if (S_ISDIR(src.mode)) {
+				src.parent = newparent;
+				p1.nlink--;
+				pp2->nlink++;
+			}
+			if (S_ISDIR(dst.mode)) {
+				dst.parent = parent;
+				pp2->nlink--;
+				p1.nlink++;
+			}
+		}
+		src.ctime = dst.ctime = now;
+		p1.mtime = p1.ctime = pp2->mtime = pp2->ctime = now;
+		rc = mfs_inode_write(v, &src);
+		if (!rc)
+			rc = mfs_inode_write(v, &dst);
+		if (!rc)
+			rc = write_parents(v, &p1, pp2);
+		goto out;
+	}
+
+	if (have_dst) {
+		if (S_ISDIR(src.mode) && !S_ISDIR(dst.mode)) {
+			rc = -ENOTDIR;
+			goto out;
+		}
+		if (!S_ISDIR(src.mode) && S_ISDIR(dst.mode)) {
+			rc = -EISDIR;
+			goto out;
+		}
+		if (S_ISDIR(dst.mode)) {
+			rc = mfs_dir_is_empty(v, dst.ino);
+			if (rc < 0)
+				goto out;
+			if (rc == 0) {
+				rc = -ENOTEMPTY;
+				goto out;
+			}
+		}
+		rc = mfs_dir_set(v, newparent, newname, nlen, src.ino,
+				 dtype(src.mode));
+		if (rc)
+			goto out;
+		dst.ctime = now;
+		if (S_ISDIR(dst.mode)) {
+			dst.nlink = 0;
+			pp2->nlink--;
+		} else {
+			dst.nlink--;
+		}
+	} else {
+		rc = mfs_dir_add(v, newparent, newname, nlen, src.ino,
+				 dtype(src.mode));
+		if (rc)
+			goto out;
+	}
+	rc = mfs_dir_remove(v, parent, name, len);
+	if (rc)
+		goto out;
+	if (S_ISDIR(src.mode) && newparent != parent) {
+		src.parent = newparent;
+		p1.nlink--;
+		pp2->nlink++;
+	}
+	src.ctime = now;
+	p1.mtime = p1.ctime = pp2->mtime = pp2->ctime = now;
+	rc = mfs_inode_write(v, &src);
+	if (!rc)
+		rc = write_parents(v, &p1, pp2);
+	if (!rc && have_dst)
+		rc = drop_inode(fs, &dst);
+out:
+	unlock(fs);
+	return rc;
+}
+
+int mfs_readlink(struct mfs_fs *fs, uint64_t ino, char *buf, size_t size,
+		 size_t *len)
+{
+	struct mfs_inode in;
+	size_t off = 0;
+	int rc;
+
+	rdlock(fs);
+	rc = mfs_inode_read(fs->v, ino, &in);
+	if (rc)
+		goto out;
+	if (!S_ISLNK(in.mode)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if (in.size == 0 || in.size > MFS_SYMLINK_MAX) {
+		rc = MFS_CORRUPT(fs->v, "symlink %llu: size %llu",
+				 (unsigned long long)ino,
+				 (unsigned long long)in.size);
+		goto out;
+	}
+	while (off < in.size) {
+		struct mfs_key k = mfs_key_make(ino, MFS_ITEM_INLINE,
+						off / MFS_MAX_VALUE);
+		size_t want = in.size - off < MFS_MAX_VALUE ? in.size - off
+							    : MFS_MAX_VALUE;
+		const void *val;
+		size_t vlen;
+
+		rc = mfs_btree_lookup(fs->v, MFS_TREE_FS, &k, &val, &vlen);
+		if (rc == -ENOENT || (!rc && vlen != want))
+			rc = MFS_CORRUPT(fs->v, "symlink %llu: target chunk missing",
+					 (unsigned long long)ino);
+		if (rc)
+			goto out;
+		if (off < size)
+			memcpy(buf + off, val, size - off < vlen ? size - off : vlen);
+		off += vlen;
+	}
+	*len = in.size;
+out:
+	unlock(fs);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Files                                                               */
+/* ------------------------------------------------------------------ */
+
+int mfs_open(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
+	     int flags)
+{
+	struct mfs_inode in;
+	bool wr = (flags & O_ACCMODE) != O_RDONLY;
+	int rc;
+
+	if ((flags & O_TRUNC) || wr)
+		wrlock(fs);
+	else
+		rdlock(fs);
+	rc = mfs_inode_read(fs->v, ino, &in);
+	if (rc)
+		goto out;
+	if (S_ISDIR(in.mode) && (wr || (flags & O_TRUNC))) {
+		rc = -EISDIR;
+		goto out;
+	}
+	if (wr && (rc = writable(fs)))
+		goto out;
+	if ((flags & O_TRUNC) && S_ISREG(in.mode) && wr) {
+		if (in.size) {
+			rc = mfs_file_truncate(fs->v, &in, 0);
+			if (rc)
+				goto out;
+		}
+		touch_mc(&in);
+		if (!cred->cap_fsetid)
+			kill_priv(&in);
+		rc = mfs_inode_write(fs->v, &in);
+		if (rc)
+			goto out;
+	}
+	pthread_mutex_lock(&fs->ref_lock);
+	rc = ref_add(fs, ino, 0, 1);
+	pthread_mutex_unlock(&fs->ref_lock);
+out:
+	unlock(fs);
+	return rc;
+}
+
+int mfs_release(struct mfs_fs *fs, uint64_t ino)
+{
+	struct ref *r;
+	bool gone = false;
+
+	pthread_mutex_lock(&fs->ref_lock);
+	r = ref_find(fs, ino);
+	if (r && r->nopen) {
+		r->nopen--;
+		if (!r->nlookup && !r->nopen) {
+			ref_del(fs, r);
+			gone = true;
+		}
+	}
+	pthread_mutex_unlock(&fs->ref_lock);
+	if (gone) {
+		wrlock(fs);
+		reap(fs, ino);
+		unlock(fs);
+	}
+	return 0;
+}
+
+/* relatime: update atime if it is not newer than mtime or ctime, or is
+ * more than a day old. */
+static bool atime_due(const struct mfs_inode *in)
+{
+	struct timespec now;
+
+	if (in->atime.tv_sec < in->mtime.tv_sec ||
+	    (in->atime.tv_sec == in->mtime.tv_sec &&
+	     in->atime.tv_nsec <= in->mtime.tv_nsec))
+		return true;
+	if (in->atime.tv_sec < in->ctime.tv_sec ||
+	    (in->atime.tv_sec == in->ctime.tv_sec &&
+	     in->atime.tv_nsec <= in->ctime.tv_nsec))
+		return true;
+	mfs_inode_now(&now);
+	return now.tv_sec - in->atime.tv_sec >= 24 * 3600;
+}
+
+int mfs_read(struct mfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
+	     struct iovec *iov, unsigned iovmax, unsigned *iovcnt,
+	     size_t *bytes)
+{
+	struct mfs_inode in;
+	bool due = false;
+	int rc;
+
+	rdlock(fs);
+	rc = mfs_inode_read(fs->v, ino, &in);
+	if (!rc && S_ISDIR(in.mode))
+		rc = -EISDIR;
+	else if (!rc && !S_ISREG(in.mode))
+		rc = -EINVAL;
+	if (!rc)
+		rc = mfs_file_read(fs->v, &in, off, len, iov, iovmax, iovcnt,
+				   bytes);
+	if (!rc && *bytes && !writable(fs))
+		due = atime_due(&in);
+	unlock(fs);
+	if (due) {
+		wrlock(fs);
+		if (mfs_inode_read(fs->v, ino, &in) == 0 && atime_due(&in)) {
+			mfs_inode_now(&in.atime);
+			mfs_inode_write(fs->v, &in);
+		}
+		unlock(fs);
+	}
+	return rc;
+}
+
+int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
+	      uint64_t off, const void *buf, size_t len, unsigned flags,
+	      size_t *written)
+{
+	struct mfs_inode in;
+	int rc;
+
+	*written = 0;
+	wrlock(fs);
+	rc = writable(fs);
+	if (!rc)
+		rc = mfs_inode_read(fs->v, ino, &in);
+	if (rc)
+		goto out;
+	if (S_ISDIR(in.mode)) {
+		rc = -EISDIR;
+		goto out;
+	}
+	if (!S_ISREG(in.mode)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if (flags & MFS_WRITE_APPEND)
+		off = in.size;
+	if (len == 0)
+		goto out;
+	rc = mfs_file_write(fs->v, &in, off, buf, len, written);
+	if (*written == 0)
+		goto out;
+	rc = 0;
+	fs->data_dirty = true;
+	touch_mc(&in);
+	if ((flags & MFS_WRITE_KILL_PRIV) && !cred->cap_fsetid)
+		kill_priv(&in);
+	rc = mfs_inode_write(fs->v, &in);
+out:
+	unlock(fs);
+	return rc;
+}
+
+int mfs_fsync(struct mfs_fs *fs, uint64_t ino, bool datasync)
+{
+	(void)ino;
+	(void)datasync;
+	return mfs_fs_sync(fs);
+}
+
+int mfs_fallocate(struct mfs_fs *fs, uint64_t ino, int mode, uint64_t off,
+		  uint64_t len)
+{
+	struct mfs_inode in;
+	int rc;
+
+	wrlock(fs);
+	rc = writable(fs);
+	if (!rc)
+		rc = mfs_inode_read(fs->v, ino, &in);
+	if (rc)
+		goto out;
+	if (S_ISDIR(in.mode)) {
+		rc = -EISDIR;
+		goto out;
+	}
+	if (!S_ISREG(in.mode)) {
+		rc = -ENODEV;
+		goto out;
+	}
+	rc = mfs_file_fallocate(fs->v, &in, mode, off, len);
+	if (rc)
+		goto out;
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		touch_mc(&in);
+		fs->data_dirty = true;
+	} else if (!(mode & FALLOC_FL_KEEP_SIZE)) {
+		mfs_inode_now(&in.ctime);
+	}
+	rc = mfs_inode_write(fs->v, &in);
+out:
+	unlock(fs);
+	return rc;
+}
+
+int mfs_lseek(struct mfs_fs *fs, uint64_t ino, uint64_t off, int whence,
+	      uint64_t *result)
+{
+	struct mfs_inode in;
+	int rc;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	rdlock(fs);
+	rc = mfs_inode_read(fs->v, ino, &in);
+	if (!rc && !S_ISREG(in.mode))
+		rc = S_ISDIR(in.mode) ? -EISDIR : -EINVAL;
+	if (!rc)
+		rc = mfs_file_seek(fs->v, &in, off, whence, result);
+	unlock(fs);
+	return rc;
+}
+
+int mfs_copy_file_range(struct mfs_fs *fs, uint64_t ino_in, uint64_t off_in,
+			uint64_t ino_out, uint64_t off_out, size_t len,
+			size_t *copied)
+{
+	struct mfs_inode src, dst;
+	int rc;
+
+	*copied = 0;
+	wrlock(fs);
+	rc = writable(fs);
+	if (!rc)
+		rc = mfs_inode_read(fs->v, ino_in, &src);
+	if (!rc)
+		rc = mfs_inode_read(fs->v, ino_out, &dst);
+	if (rc)
+		goto out;
+	if (S_ISDIR(src.mode) || S_ISDIR(dst.mode)) {
+		rc = -EISDIR;
+		goto out;
+	}
+	if (!S_ISREG(src.mode) || !S_ISREG(dst.mode)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	if (ino_in == ino_out) {
+		rc = mfs_file_copy(fs->v, &dst, off_in, &dst, off_out, len, copied);
+	} else {
+		rc = mfs_file_copy(fs->v, &src, off_in, &dst, off_out, len, copied);
+	}
+	if (rc || *copied == 0)
+		goto out;
+	fs->data_dirty = true;
+	touch_mc(&dst);
+	rc = mfs_inode_write(fs->v, &dst);
+out:
+	unlock(fs);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Directories                                                         */
+/* ------------------------------------------------------------------ */
+
+int mfs_opendir(struct mfs_fs *fs, uint64_t ino)
+{
+	struct mfs_inode d;
+	int rc;
+
+	rdlock(fs);
+	rc = mfs_inode_read(fs->v, ino, &d);
+	if (!rc && !S_ISDIR(d.mode))
+		rc = -ENOTDIR;
+	unlock(fs);
+	return rc;
+}
+
+struct rd {
+	struct mfs_fs *fs;
+	bool plus;
+	mfs_fill_t fill;
+	void *ctx;
+	int err;
+};
+
+static int rd_cb(void *ctx, const char *name, size_t len, uint64_t ino,
+		 uint8_t type, uint64_t hash)
+{
+	struct rd *r = ctx;
+	struct mfs_attr a;
+	char nm[MFS_NAME_LEN + 1];
+
+	memset(&a, 0, sizeof(a));
+	a.ino = ino;
+	a.mode = (uint32_t)type << 12;
+	if (r->plus) {
+		struct mfs_inode in;
+		int rc = mfs_inode_read(r->fs->v, ino, &in);
+
+		if (rc) {
+			r->err = rc == -ENOENT ? -EIO : rc;
+			return 1;
+		}
+		to_attr(&in, &a);
+	}
+	memcpy(nm, name, len);
+	nm[len] = 0;
+	if (r->fill(r->ctx, nm, len, &a, hash))
+		return 1;
+	if (r->plus) {
+		int rc = ref_lookup(r->fs, ino);
+
+		if (rc) {
+			r->err = rc;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+int mfs_readdir(struct mfs_fs *fs, uint64_t ino, uint64_t off, bool plus,
+		mfs_fill_t fill, void *ctx)
+{
+	struct mfs_inode d;
+	struct mfs_attr a;
+	struct rd r = { .fs = fs, .plus = plus, .fill = fill, .ctx = ctx };
+	int rc;
+
+	rdlock(fs);
+	rc = mfs_inode_read(fs->v, ino, &d);
+	if (!rc && !S_ISDIR(d.mode))
+		rc = -ENOTDIR;
+	if (rc || off >= (1ULL << 63))
+		goto out;
+	if (off == 0) {
+		to_attr(&d, &a);
+		if (fill(ctx, ".", 1, &a, 1))
+			goto out;
+		off = 1;
+	}
+	if (off == 1) {
+		struct mfs_inode p;
+
+		rc = mfs_inode_read(fs->v, d.parent, &p);
+		if (rc)
+			goto out;
+		to_attr(&p, &a);
+		if (fill(ctx, "..", 2, &a, 2))
+			goto out;
+		off = 2;
+	}
+	/* Entries after the one whose hash is off. */
+	rc = mfs_dir_iterate(fs->v, ino, off + 1, rd_cb, &r);
+	if (rc > 0)
+		rc = r.err;
+out:
+	unlock(fs);
+	return rc;
+}
+
+int mfs_statfs(struct mfs_fs *fs, struct mfs_statfs *st)
+{
+	uint64_t free_blocks, avail;
+
+	rdlock(fs);
+	free_blocks = mfs_alloc_free_blocks(fs->v->alloc);
+	avail = mfs_alloc_avail_blocks(fs->v->alloc);
+	memset(st, 0, sizeof(*st));
+	st->bsize = MFS_BLOCK_SIZE;
+	st->namemax = MFS_NAME_LEN;
+	st->blocks = mfs_alloc_block_count(fs->v->alloc);
+	st->bfree = free_blocks;
+	st->bavail = avail;
+	/* Inodes are items, not a fixed table: a small file costs well
+	 * under a block, so report room for 8 per free block. */
+	st->ffree = free_blocks * 8;
+	st->files = fs->v->inode_count + st->ffree;
+	unlock(fs);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Extended attributes                                                 */
+/* ------------------------------------------------------------------ */
+
+int mfs_setxattr(struct mfs_fs *fs, uint64_t ino, const char *name,
+		 const void *value, size_t size, int flags)
+{
+	struct mfs_inode in;
+	int rc;
+
+	wrlock(fs);
+	rc = writable(fs);
+	if (!rc)
+		rc = mfs_inode_read(fs->v, ino, &in);
+	if (!rc)
+		rc = mfs_xattr_set(fs->v, ino, name, value, size, flags);
+	if (!rc) {
+		mfs_inode_now(&in.ctime);
+		rc = mfs_inode_write(fs->v, &in);
+	}
+	unlock(fs);
+	return rc;
+}
+
+int mfs_getxattr(struct mfs_fs *fs, uint64_t ino, const char *name,
+		 void *buf, size_t size, size_t *len)
+{
+	struct mfs_inode in;
+	int rc;
+
+	rdlock(fs);
+	rc = mfs_inode_read(fs->v, ino, &in);
+	if (!rc)
+		rc = mfs_xattr_get(fs->v, ino, name, buf, size, len);
+	unlock(fs);
+	return rc;
+}
+
+int mfs_listxattr(struct mfs_fs *fs, uint64_t ino, char *buf, size_t size,
+		  size_t *len)
+{
+	struct mfs_inode in;
+	int rc;
+
+	rdlock(fs);
+	rc = mfs_inode_read(fs->v, ino, &in);
+	if (!rc)
+		rc = mfs_xattr_list(fs->v, ino, buf, size, len);
+	unlock(fs);
+	return rc;
+}
+
+int mfs_removexattr(struct mfs_fs *fs, uint64_t ino, const char *name)
+{
+	struct mfs_inode in;
+	int rc;
+
+	wrlock(fs);
+	rc = writable(fs);
+	if (!rc)
+		rc = mfs_inode_read(fs->v, ino, &in);
+	if (!rc)
+		rc = mfs_xattr_remove(fs->v, ino, name);
+	if (!rc) {
+		mfs_inode_now(&in.ctime);
+		rc = mfs_inode_write(fs->v, &in);
+	}
+	unlock(fs);
+	return rc;
+}

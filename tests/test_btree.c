@@ -1030,6 +1030,42 @@ static void test_deep_tree(void **state)
 	free(perm);
 }
 
+/* One transaction that copies thousands of leaves scattered over the
+ * image (every other leaf, say) frees thousands of separate runs: the
+ * commit must still write them all into the FREE tree. */
+static void test_commit_scattered_frees(void **state)
+{
+	struct fx *f = *state;
+	struct model m = { 0 };
+	uint8_t buf[200];
+	const uint64_t n = 60000;
+
+	assert_int_equal(mfs_vol_close(f->v), 0);
+	f->v = NULL;
+	t_format(f->img, 256 * MiB);
+	f->v = t_open(f->img, 0);
+	for (uint64_t i = 0; i < n; i++) {
+		struct mfs_key k = mfs_key_make(T_OBJ_BASE + i, 1, 0);
+		pattern(buf, sizeof(buf), i, 0);
+		assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k, buf,
+						  sizeof(buf)), 0);
+	}
+	assert_int_equal(mfs_txn_commit(f->v), 0);
+	for (uint64_t i = 0; i < n; i += 32) {
+		struct mfs_key k = mfs_key_make(T_OBJ_BASE + i, 1, 0);
+		pattern(buf, sizeof(buf), i, 1);
+		assert_int_equal(mfs_btree_update(f->v, MFS_TREE_FS, &k, buf,
+						  sizeof(buf)), 0);
+	}
+	assert_int_equal(mfs_txn_commit(f->v), 0);
+	assert_int_equal(check_space(f->v, "scattered"), 0);
+	fx_reopen(f);
+	model_load(&m, f->v, MFS_TREE_FS);
+	assert_true(m.n >= n);
+	assert_int_equal(check_space(f->v, "scattered reopen"), 0);
+	model_free(&m);
+}
+
 /* On a minimum-size image, inserting until -ENOSPC leaves a consistent
  * tree holding exactly the inserts that succeeded; abort restores the
  * committed state and the space. */
@@ -1392,6 +1428,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lookup_mut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deep_tree, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_scattered_frees, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_enospc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_random_model, setup, teardown),
 	};

@@ -454,6 +454,50 @@ static void test_base_is_clean(void **state)
 	mfs_vol_close(v);
 }
 
+/* A read-only open never writes the image, and refuses changes. */
+static void test_readonly_writes_nothing(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *before = malloc(f->size);
+	struct mfs_key k = mfs_key_make(T_OBJ_BASE + 1, 1, 0);
+	struct mfs_vol *v;
+	size_t size = f->size;
+
+	assert_non_null(before);
+	memcpy(before, f->base, size);
+	fx_unmap(f);
+	assert_int_equal(open_ro(f, &v), 0);
+	assert_true(v->readonly);
+	assert_int_equal(mfs_btree_insert(v, MFS_TREE_FS, &k, "x", 1), -EROFS);
+	assert_int_equal(mfs_btree_delete(v, MFS_TREE_FS, &k), -EROFS);
+	assert_int_equal(scan_all(v, MFS_TREE_FS), 0);
+	assert_int_equal(mfs_btree_check(v, MFS_TREE_FS, NULL, NULL), 0);
+	assert_true(mfs_txn_commit(v) <= 0);
+	assert_int_equal(mfs_vol_close(v), 0);
+	fx_map(f);
+	assert_int_equal(f->size, size);
+	assert_memory_equal(f->base, before, size);
+	free(before);
+}
+
+/* mfs_super_decode / mfs_super_encode round-trip a slot byte for byte,
+ * and decode refuses a block count beyond the image. */
+static void test_super_roundtrip(void **state)
+{
+	struct fx *f = *state;
+	struct mfs_super sb;
+	uint8_t out[MFS_BLOCK_SIZE];
+
+	for (unsigned s = 0; s < MFS_SB_SLOTS; s++) {
+		assert_int_equal(mfs_super_decode(sb_of(f, s), f->nblocks, s, &sb), 0);
+		assert_int_equal(sb.block_count, f->nblocks);
+		memset(out, 0, sizeof(out));
+		mfs_super_encode(&sb, s, out);
+		assert_memory_equal(out, sb_of(f, s), MFS_SB_SIZE);
+		assert_true(mfs_super_decode(sb_of(f, s), f->nblocks - 1, s, &sb) < 0);
+	}
+}
+
 /* ---------------------------- superblock ---------------------------- */
 static void test_bad_magic_both(void **state)
 {
@@ -1462,6 +1506,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_base_is_clean),
+		T(test_readonly_writes_nothing),
+		T(test_super_roundtrip),
 		T(test_bad_magic_both),
 		T(test_zero_image),
 		T(test_bad_crc_both),

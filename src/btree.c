@@ -693,6 +693,15 @@ static int change_node(struct mfs_vol *v, struct change *c, uint8_t *n,
 	if (rc)
 		return rc;
 	ptr_set_child(ptr_at(n, i), cr.block, cr.gen);
+	if (i == 0 && (c->op == OP_INSERT || c->op == OP_PUT)) {
+		/* Keep ptr[0]'s key a lower bound of its subtree: a split of
+		 * child 0 must produce a separator above it. */
+		struct mfs_key k0;
+
+		ptr_key(cptr_at(n, 0), &k0);
+		if (mfs_key_cmp(c->key, &k0) < 0)
+			ptr_set(ptr_at(n, 0), c->key, cr.block, cr.gen);
+	}
 	if (cr.empty) {
 		/* Invariant (4): drop the empty child. */
 		rc = node_free(v, cr.block, cr.gen);

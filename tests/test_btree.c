@@ -892,6 +892,31 @@ static void test_lookup_mut(void **state)
 	assert_int_equal(check_space(f->v, "lookup_mut"), 0);
 }
 
+/* A commit whose sync fails turns the volume read-only for good: neither
+ * an abort nor a retry may report success afterwards (a retried fsync
+ * could claim durability for pages the kernel already dropped). */
+static void test_failed_commit_is_fatal(void **state)
+{
+	struct fx *f = *state;
+	struct mfs_key k = mfs_key_make(T_OBJ_BASE, 1, 0);
+	uint8_t buf[16] = { 1 };
+
+	assert_int_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k, buf, 16), 0);
+	f->v->img->fail_syncs = 1;
+	assert_int_equal(mfs_txn_commit(f->v), -EIO);
+	assert_int_equal(f->v->error, -EIO);
+	assert_int_not_equal(mfs_txn_abort(f->v), 0);
+	assert_int_not_equal(mfs_txn_commit(f->v), 0);
+	k.offset = 1;
+	assert_int_not_equal(mfs_btree_insert(f->v, MFS_TREE_FS, &k, buf, 16), 0);
+	assert_int_not_equal(mfs_txn_commit(f->v), 0);
+	/* Close does not mark it clean; the last commit is what remains. */
+	assert_int_not_equal(mfs_vol_close(f->v), 0);
+	f->v = t_open(f->img, 0);
+	assert_int_equal(mfs_btree_lookup(f->v, MFS_TREE_FS, &k, NULL, NULL),
+			 -ENOENT);
+}
+
 static void test_abort(void **state)
 {
 	struct fx *f = *state;
@@ -1427,6 +1452,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lookup_le, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lookup_mut, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_abort, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_commit_is_fatal, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_deep_tree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_scattered_frees, setup,
 						teardown),

@@ -64,6 +64,7 @@ struct mfs_vol {
 	bool readonly;
 	bool dirty;                /* the running transaction changed something */
 	int error;                 /* sticky -errno: corruption or I/O error */
+	bool fatal;                /* error came from a failed commit: permanent */
 };
 
 /* Record corruption found at func:line: logs it, sets the sticky error the

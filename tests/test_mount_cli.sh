@@ -10,17 +10,37 @@
 # SIGTERM (clean image, also with a busy mount), the commit timer, -o sync,
 # and SIGBUS when the image is truncated under the daemon.
 #
-# mount.fuse3 runs `mmapfs IMAGE DIR -o OPTS` by name, so the build
-# directory goes first on PATH. Needs root, /dev/fuse, fusermount3,
-# mount.fuse3 (package fuse3). Never leaves a mount behind: every mount
-# point is unmounted in the EXIT trap (umount, then lazy), every daemon
-# started here is killed, and the run fails if /proc/mounts still shows one.
+# mount.fuse3 runs `mmapfs IMAGE DIR -o OPTS` through /bin/sh, and mount(8)
+# (setuid) clears PATH first, so the program is found only in the shell's
+# default PATH (/usr/local/sbin, /usr/sbin, ...). The script therefore runs
+# in a private mount namespace (unshare -m) and there bind-mounts a
+# directory holding `mmapfs` -> the build's binary over /usr/local/sbin:
+# nothing on the host changes, and every mount made here dies with the
+# namespace at the latest.
+#
+# Needs root, /dev/fuse, fusermount3, mount.fuse3 (package fuse3), unshare.
+# Never leaves a mount behind: every mount point is unmounted in the EXIT
+# trap (umount, then lazy), every daemon started here is killed, and the run
+# fails if /proc/mounts still shows one.
 set -u
 
 MMAPFS=$(realpath "$1")
 MKFS=$(realpath "$2")
 export PATH="$(dirname "$MMAPFS"):$PATH:/usr/sbin:/sbin"
+if [ -z "${MMAPFS_CLI_NS:-}" ]; then
+	if ! unshare --mount --propagation private true 2>/dev/null; then
+		echo "test_mount_cli: cannot make a mount namespace (unshare -m); need root"
+		exit 1
+	fi
+	export MMAPFS_CLI_NS=1
+	exec unshare --mount --propagation private bash "$0" "$@"
+fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/mount_cli.XXXXXX") || exit 1
+mkdir "$T/sbin" && ln -s "$MMAPFS" "$T/sbin/mmapfs" &&
+	mkdir -p /usr/local/sbin && mount --bind "$T/sbin" /usr/local/sbin || {
+	echo "test_mount_cli: cannot put mmapfs on the default PATH"
+	exit 1
+}
 PIDS=()
 FAILS=0
 CASES=0
@@ -47,9 +67,11 @@ cleanup() {
 		done
 		exit 1
 	fi
+	umount /usr/local/sbin 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
+trap 'exit 1' TERM INT HUP
 
 fail() {
 	echo "FAIL: $CASE: $*"
@@ -86,6 +108,11 @@ state() {
 	if [ -e "$1" ]; then sha256sum <"$1" | cut -d' ' -f1; else echo absent; fi
 }
 
+# Mount points under $T, one per line.
+our_mounts() {
+	awk -v t="$T/" 'index($5, t) == 1 { print $5 }' /proc/self/mountinfo | sort
+}
+
 fstype() {
 	awk -v d="$1" '$2 == d { print $3 }' /proc/mounts
 }
@@ -103,6 +130,7 @@ refuse() {
 	local want=$2 pattern=$3 before after rc
 	shift 4
 	before=$(state "$IMG")
+	mounts_before=$(our_mounts)
 	timeout 20 "$MMAPFS" "$@" >"$T/out" 2>"$T/err" </dev/null
 	rc=$?
 	after=$(state "$IMG")
@@ -111,7 +139,7 @@ refuse() {
 	[ "$(head -c 8 "$T/err")" = "mmapfs: " ] || fail "stderr does not start with 'mmapfs: '"
 	grep -qF -- "$pattern" "$T/err" || fail "stderr lacks '$pattern'"
 	[ "$before" = "$after" ] || fail "image changed"
-	mounted "$M1" && { fail "something got mounted"; umount -l "$M1"; }
+	[ "$(our_mounts)" = "$mounts_before" ] || fail "something got mounted: $(our_mounts)"
 }
 
 IMG=$T/disk.img

@@ -8,11 +8,14 @@ set -u
 STRESS=$(realpath "$1")
 . "$(dirname "$0")/lib.sh"
 tools_dir_setup
+# MMAPFS_TOOLS_REQUIRE_ALL=1: an unsupported operation fails the test (mmapfs must have them all).
+REQ=()
+[ "${MMAPFS_TOOLS_REQUIRE_ALL:-0}" = 1 ] && REQ=(--require-all)
 
 FAILS=0
 run() {
 	echo "+ mfsstress $*"
-	"$STRESS" "$@"
+	"$STRESS" "${REQ[@]}" "$@"
 	local rc=$?
 	if [ $rc != 0 ]; then
 		echo "FAIL (exit $rc): mfsstress $*"

@@ -453,7 +453,9 @@ int mfs_txn_commit(struct mfs_vol *v)
 		return v->error;
 	if (v->readonly)
 		return -EROFS;
-	if (!v->dirty)
+	/* Pinned blocks are released only by later commits: a clean
+	 * transaction still commits while some are pinned. */
+	if (!v->dirty && mfs_alloc_free_blocks(v->alloc) == mfs_alloc_avail_blocks(v->alloc))
 		return 0;
 	return commit(v, MFS_STATE_DIRTY);
 }

@@ -22,12 +22,15 @@
  *   opened read-write in the core; it positions O_APPEND writes itself.
  *   Page-cache writes arrive with fi->writepage set and possibly another
  *   opener's fh (or none), so nothing here depends on fh: it is always 0.
- * - FUSE_CAP_HANDLE_KILLPRIV is switched off. With it on, libfuse 3.14
- *   asks the filesystem to clear setuid/setgid on write, but with the
- *   writeback cache the write that reaches us comes from the page cache
- *   with no caller credentials, so we could not tell whether the writer
- *   had CAP_FSETID. With it off, the kernel decides (as it does for ext4)
- *   and sends the new mode as a setattr from the writer's context.
+ * - FUSE_CAP_HANDLE_KILLPRIV is switched off. With it on, the filesystem
+ *   must clear setuid/setgid on write, but with the writeback cache the
+ *   write that reaches us comes from the page cache with no caller
+ *   credentials, so we could not tell whether the writer had CAP_FSETID.
+ *   With it off, the kernel decides (as it does for ext4) and sends the
+ *   new mode as a setattr from the writer's context. (libfuse 3.14 sets
+ *   the flag in want by default but never passes it to the kernel, nor
+ *   FUSE_PARALLEL_DIROPS: libfuse issues #884 and #861, fixed in 3.16.
+ *   We ask for both as if it did.)
  * - Never direct_io: it would make shared mmap fail with ENODEV. Files are
  *   opened with keep_cache, since cached pages never go stale.
  * - Reads reply with an iovec pointing into the image mapping

@@ -325,7 +325,8 @@ static int group_setup(void **state)
 		return -1;
 	}
 	strcpy(M.dir, "/tmp/mfs-test-mount-XXXXXX");
-	if (!mkdtemp(M.dir))
+	/* 0755: tests acting as another user must reach the mount */
+	if (!mkdtemp(M.dir) || chmod(M.dir, 0755) != 0)
 		return -1;
 	snprintf(M.img, sizeof(M.img), "%s/disk.img", M.dir);
 	snprintf(M.mnt, sizeof(M.mnt), "%s/mnt", M.dir);

@@ -138,7 +138,8 @@ refuse() {
 	[ "$(wc -l <"$T/err")" = 1 ] || fail "stderr is not exactly one line"
 	[ "$(head -c 8 "$T/err")" = "mmapfs: " ] || fail "stderr does not start with 'mmapfs: '"
 	grep -qF -- "$pattern" "$T/err" || fail "stderr lacks '$pattern'"
-	[ "$before" = "$after" ] || fail "image changed"
+	# (not while the image is mounted: its daemon commits on a timer)
+	[ "$before" = "$after" ] || [ -n "${IMAGE_IN_USE:-}" ] || fail "image changed"
 	[ "$(our_mounts)" = "$mounts_before" ] || fail "something got mounted: $(our_mounts)"
 }
 
@@ -174,7 +175,7 @@ mounted "$M1" || fail "not mounted"
 grep -F " $M1 " /proc/mounts | grep -q noatime || fail "noatime not passed on"
 
 # ---- a second mount of the same image is refused ----
-refuse "second mount" 1 "in use by another process" -- "$IMG" "$M2"
+IMAGE_IN_USE=1 refuse "second mount" 1 "in use by another process" -- "$IMG" "$M2"
 begin "second mount through mount(8)"
 mount -t fuse.mmapfs "$IMG" "$M2" 2>"$T/err" && fail "mount succeeded"
 grep -q "^mmapfs: .*in use" "$T/err" || fail "no clear message"
@@ -199,7 +200,7 @@ begin "-o ro twice, rw refused"
 "$MMAPFS" -o ro "$IMG" "$M2" 2>"$T/err" || fail "second ro mount failed"
 [ "$(cat "$M2/hello" 2>/dev/null)" = hello ] || fail "cannot read"
 umount "$M2" || fail "umount failed"
-refuse "rw while ro-mounted" 1 "in use" -- "$IMG" "$M2"
+IMAGE_IN_USE=1 refuse "rw while ro-mounted" 1 "in use" -- "$IMG" "$M2"
 umount "$M1" || fail "umount failed"
 wait_for unlocked "$IMG" || fail "daemon still holds the image"
 
@@ -262,8 +263,7 @@ start_fg() {
 begin "SIGTERM"
 start_fg "$T/log1" "$IMG" "$M1"
 mkdir "$M1/term" && echo "written before SIGTERM" >"$M1/term/data" || fail "write failed"
-# and data still only in the kernel's page cache (no fsync)
-echo "dirty in the page cache" >"$M1/term/cached"
+echo "written, not synced" >"$M1/term/cached"
 kill -TERM "$DAEMON"
 wait_exit "$DAEMON"
 rc=$?
@@ -273,15 +273,18 @@ begin "SIGTERM left a clean image"
 start_fg "$T/log2" "$IMG" "$M1"
 grep -q "not unmounted cleanly" "$T/log2" && fail "image was not clean"
 [ "$(cat "$M1/term/data" 2>/dev/null)" = "written before SIGTERM" ] || fail "data lost"
-[ "$(cat "$M1/term/cached" 2>/dev/null)" = "dirty in the page cache" ] || fail "cached data lost"
+[ "$(cat "$M1/term/cached" 2>/dev/null)" = "written, not synced" ] || fail "unsynced data lost"
 
 # ---- SIGTERM while the mount is busy: sync, detach, exit 0 ----
 begin "SIGTERM, busy mount"
-echo "busy data" >"$M1/term/busy"
-(cd "$M1/term" && exec sleep 60) &
+# A file kept open, its data only in the kernel's page cache (any close(2)
+# of it, even of a dup, would write it back, hence the single open by the
+# subshell that execs sleep): it keeps the mount busy, and only the
+# daemon's syncfs before detaching saves the data.
+(echo "busy data"; exec sleep 60) >"$M1/term/busy" &
 SLEEPER=$!
 PIDS+=("$SLEEPER")
-sleep 0.2
+sleep 0.3
 kill -TERM "$DAEMON"
 wait_exit "$DAEMON"
 rc=$?

@@ -115,7 +115,8 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("owner", KEY_DROP),
 	FUSE_OPT_KEY("group", KEY_DROP),
 	FUSE_OPT_KEY("comment=", KEY_DROP),
-	FUSE_OPT_KEY("x-", KEY_DROP),
+	/* libfuse 2's; FUSE 3 always mounts over non-empty directories. */
+	FUSE_OPT_KEY("nonempty", KEY_DROP),
 	FUSE_OPT_END
 };
 
@@ -259,6 +260,8 @@ static int opt_proc(void *data, const char *arg, int key,
 	case FUSE_OPT_KEY_OPT:
 		if (arg[0] != '-' && is_libfuse_opt(arg))
 			return 1;
+		if (strncmp(arg, "x-", 2) == 0) /* fstab hints (x-systemd.*) */
+			return 0;
 		if (arg[0] == '-')
 			fprintf(stderr, "mmapfs: %s: unknown option "
 				"(try 'mmapfs --help')\n", arg);
@@ -736,6 +739,8 @@ int main(int argc, char *argv[])
 		goto out_free_args;
 	}
 	img_abs = realpath(o.image, NULL);
+	sigbus_image = img_abs ? img_abs : o.image;
+	install_sigbus();
 
 	mfs_log_set_sink(hold_sink);
 	rc = mfs_fs_open(o.image, o.ro ? MFS_FS_RDONLY : 0, &d.fs);
@@ -746,8 +751,6 @@ int main(int argc, char *argv[])
 		goto out_free_args;
 	}
 	release_held();
-	sigbus_image = img_abs ? img_abs : o.image;
-	install_sigbus();
 	d.sync = o.sync;
 
 	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||

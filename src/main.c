@@ -296,6 +296,29 @@ static void fuse_syslog(enum fuse_log_level level, const char *fmt,
 	vsyslog((int)level, fmt, ap);
 }
 
+/* While the session is set up, libfuse's first error is kept, so that a
+ * failure is reported as one line of ours. */
+static char fuse_first_err[512];
+
+static void fuse_hold(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char msg[sizeof(fuse_first_err)];
+	size_t n;
+
+	if (level > FUSE_LOG_ERR) {
+		vfprintf(stderr, fmt, ap);
+		return;
+	}
+	if (fuse_first_err[0])
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	snprintf(fuse_first_err, sizeof(fuse_first_err), "%s",
+		 strncmp(msg, "fuse: ", 6) == 0 ? msg + 6 : msg);
+}
+
 /*
  * While the image is opened, the core's messages are held back: on
  * failure the first error becomes the one line we print; on success they
@@ -761,17 +784,21 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "mmapfs: out of memory\n");
 		goto out_close;
 	}
+	fuse_set_log_func(fuse_hold);
 	se = fuse_session_new(&args, &mfs_fuse_ops, sizeof(mfs_fuse_ops), &d);
 	if (!se) {
-		fprintf(stderr, "mmapfs: %s: cannot start the FUSE session\n",
-			o.image);
+		fprintf(stderr, "mmapfs: %s: cannot start the FUSE session: "
+			"%s\n", o.image, fuse_first_err[0] ? fuse_first_err
+						   : "unknown error");
 		goto out_close;
 	}
 	if (fuse_session_mount(se, mnt_abs) != 0) {
-		fprintf(stderr, "mmapfs: %s: cannot mount (see the fuse: "
-			"line above)\n", o.mountpoint);
+		fprintf(stderr, "mmapfs: %s: cannot mount: %s\n",
+			o.mountpoint, fuse_first_err[0] ? fuse_first_err
+							: "unknown error");
 		goto out_destroy;
 	}
+	fuse_set_log_func(NULL);
 	if (fuse_daemonize(o.foreground) != 0) {
 		fprintf(stderr, "mmapfs: cannot detach from the terminal\n");
 		goto out_unmount;

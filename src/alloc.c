@@ -495,7 +495,7 @@ void mfs_alloc_destroy(struct mfs_alloc *a)
 {
 	if (!a)
 		return;
-	mfs_alloc_reset(a);
+	mfs_alloc_reset(a, 0);
 	free(a->pins);
 	while (a->spare) {
 		struct ext_node *n = a->spare;
@@ -532,16 +532,48 @@ static int check_not_free(struct mfs_alloc *a, uint64_t start, uint64_t len)
 	return 0;
 }
 
+/* The first pinned run (over all generations) that ends after pos and
+ * starts before end, or NULL. */
+static struct ext_node *first_pinned(struct mfs_alloc *a, uint64_t pos,
+				     uint64_t end)
+{
+	struct ext_node *best = NULL;
+
+	for (size_t i = 0; i < a->npins; i++) {
+		struct ext_node *n = set_from(&a->pins[i].set, pos);
+
+		if (n && n->start < end && (!best || n->start < best->start))
+			best = n;
+	}
+	return best;
+}
+
 int mfs_alloc_load(struct mfs_alloc *a, uint64_t start, uint64_t len)
 {
-	int rc = check_not_free(a, start, len);
+	uint64_t end, pos;
+	int rc;
 
-	if (rc)
-		return rc;
-	rc = node_reserve(a, 1);
-	if (rc)
-		return rc;
-	set_add(a, &a->avail, start, len, NULL);
+	if (len == 0 || start < a->first || start >= a->count ||
+	    len > a->count - start)
+		return -EUCLEAN;
+	end = start + len;
+	if (set_overlaps(&a->avail, start, end))
+		return -EUCLEAN;
+	/* Parts still pinned (kept across an abort) stay pinned. */
+	for (pos = start; pos < end;) {
+		struct ext_node *p = first_pinned(a, pos, end);
+		uint64_t stop = p ? (p->start > pos ? p->start : pos) : end;
+
+		if (stop > pos) {
+			rc = node_reserve(a, 1);
+			if (rc)
+				return rc;
+			set_add(a, &a->avail, pos, stop - pos, NULL);
+		}
+		if (!p)
+			break;
+		pos = ext_end(p) < end ? ext_end(p) : end;
+	}
 	return 0;
 }
 
@@ -648,14 +680,23 @@ void mfs_alloc_unpin(struct mfs_alloc *a, uint64_t gen)
 	}
 }
 
-void mfs_alloc_reset(struct mfs_alloc *a)
+void mfs_alloc_reset(struct mfs_alloc *a, uint64_t keep_gen)
 {
+	size_t i = 0;
+
 	set_clear(&a->avail);
 	set_clear(&a->dirty);
-	for (size_t i = 0; i < a->npins; i++)
-		set_clear(&a->pins[i].set);
-	a->npins = 0;
-	a->pinned_blocks = 0;
+	while (i < a->npins) {
+		struct pin *p = &a->pins[i];
+
+		if (p->gen <= keep_gen) {
+			i++;
+			continue;
+		}
+		a->pinned_blocks -= p->set.blocks;
+		set_clear(&p->set);
+		*p = a->pins[--a->npins];
+	}
 }
 
 int mfs_alloc_grow(struct mfs_alloc *a, uint64_t new_count)

@@ -35,8 +35,9 @@ int mfs_alloc_create(struct mfs_image *img, uint64_t first, uint64_t count,
 void mfs_alloc_destroy(struct mfs_alloc *a);
 
 /* Add [start, start+len) to avail, without marking it dirty: used when
- * loading the FREE tree at open and at format. -EUCLEAN if the range is
- * out of bounds or overlaps something already free. */
+ * loading the FREE tree at open, at format and after an abort. Blocks of
+ * the range that are pinned (pins kept by mfs_alloc_reset) stay pinned.
+ * -EUCLEAN if the range is out of bounds or overlaps avail. */
 int mfs_alloc_load(struct mfs_alloc *a, uint64_t start, uint64_t len);
 
 /*
@@ -60,9 +61,11 @@ int mfs_alloc_free(struct mfs_alloc *a, uint64_t start, uint64_t len,
  * anything dirty: the FREE tree already holds pinned runs as free. */
 void mfs_alloc_unpin(struct mfs_alloc *a, uint64_t gen);
 
-/* Forget every pin and every dirty mark, and empty avail: used before a
- * reload from the FREE tree on abort. */
-void mfs_alloc_reset(struct mfs_alloc *a);
+/* Empty avail and the dirty set and forget the pins of generations after
+ * keep_gen, before a reload from the committed FREE tree on abort. Pins of
+ * keep_gen and older stay: their blocks are free in that FREE tree but
+ * still used by the older superblock slot. keep_gen 0 forgets every pin. */
+void mfs_alloc_reset(struct mfs_alloc *a, uint64_t keep_gen);
 
 /* Extend the managed range to [first, new_count); the new blocks are
  * added to avail and marked dirty. */

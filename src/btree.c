@@ -103,11 +103,6 @@ static inline uint64_t nd_gen(const uint8_t *n)
 	return mfs_get_le64(n + offsetof(struct mfs_disk_node, nd_generation));
 }
 
-static inline uint8_t *item_at(uint8_t *n, unsigned i)
-{
-	return n + HDR + i * ITEM_SZ;
-}
-
 static inline const uint8_t *citem_at(const uint8_t *n, unsigned i)
 {
 	return n + HDR + i * ITEM_SZ;
@@ -693,6 +688,17 @@ static int change_node(struct mfs_vol *v, struct change *c, uint8_t *n,
 	if (rc)
 		return rc;
 	ptr_set_child(ptr_at(n, i), cr.block, cr.gen);
+	/* ptr[0]'s key is only a lower bound, and keys below it are routed to
+	 * child 0 too (after an emptied child 0 was dropped, it is the old
+	 * ptr[1]'s key). Lower it to the key inserted, or a split of child 0
+	 * would put a separator at or below it: keys out of order. */
+	if (i == 0 && (c->op == OP_INSERT || c->op == OP_PUT)) {
+		struct mfs_key k0;
+
+		ptr_key(cptr_at(n, 0), &k0);
+		if (mfs_key_cmp(c->key, &k0) < 0)
+			ptr_set(ptr_at(n, 0), c->key, cr.block, cr.gen);
+	}
 	if (cr.empty) {
 		/* Invariant (4): drop the empty child. */
 		rc = node_free(v, cr.block, cr.gen);

@@ -198,6 +198,71 @@ static int writable(struct mfs_fs *fs)
 	return 0;
 }
 
+/*
+ * Space. Blocks freed by a transaction become usable only two commits
+ * later (design.md §5), and every tree change, a delete included, needs a
+ * few free blocks for copies of the nodes it touches. So operations that
+ * make the filesystem grow stop short of a reserve, which deletes may use:
+ * a full filesystem can always be emptied. When space runs short and
+ * pinned blocks would help, commit (twice) to release them first.
+ */
+#define OP_BLOCKS 16u /* tree blocks a namespace change may need */
+
+static uint64_t reserve_blocks(const struct mfs_fs *fs)
+{
+	uint64_t r = mfs_alloc_block_count(fs->v->alloc) / 64;
+
+	return r < 16 ? 16 : r > 8192 ? 8192 : r;
+}
+
+/* Commit (up to twice) until want blocks are available, if pinned blocks
+ * can make up the difference. Caller holds the write lock. */
+static int unpin_for(struct mfs_fs *fs, uint64_t want)
+{
+	struct mfs_alloc *a = fs->v->alloc;
+	int i, rc;
+
+	for (i = 0; i < 2 && mfs_alloc_avail_blocks(a) < want; i++) {
+		if (mfs_alloc_free_blocks(a) <= mfs_alloc_avail_blocks(a))
+			break; /* nothing pinned: a commit cannot help */
+		fs->v->dirty = true;
+		rc = mfs_txn_commit(fs->v);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* For an operation that makes the filesystem grow by up to `blocks`:
+ * 0 if they are available beyond the reserve, else -ENOSPC. Caller holds
+ * the write lock. */
+static int need_space(struct mfs_fs *fs, uint64_t blocks)
+{
+	uint64_t want = blocks + fs->v->reserve;
+	int rc;
+
+	if (blocks > mfs_alloc_block_count(fs->v->alloc))
+		return -ENOSPC;
+	rc = unpin_for(fs, want);
+	if (rc)
+		return rc;
+	return mfs_alloc_avail_blocks(fs->v->alloc) >= want ? 0 : -ENOSPC;
+}
+
+/* For a delete: copies of the tree nodes it touches come from the
+ * reserve, and blocks it frees return only after two commits, so a long
+ * run of deletes on a full filesystem commits whenever the reserve runs
+ * half empty. Leaves half of it for the commit's own FREE-tree changes. */
+static int need_delete_space(struct mfs_fs *fs)
+{
+	return unpin_for(fs, fs->v->reserve / 2 + OP_BLOCKS / 2);
+}
+
+static uint64_t blocks_for(uint64_t bytes)
+{
+	return (bytes + MFS_BLOCK_SIZE - 1) / MFS_BLOCK_SIZE;
+}
+
 static int check_name(const char *name, size_t *len)
 {
 	size_t n = strnlen(name, MFS_NAME_LEN + 1);
@@ -309,6 +374,9 @@ static int reap(struct mfs_fs *fs, uint64_t ino)
 		return rc;
 	if (in.nlink != 0 || referenced(fs, ino))
 		return 0;
+	rc = need_delete_space(fs);
+	if (rc)
+		return rc;
 	return mfs_inode_remove(fs->v, &in);
 }
 
@@ -367,6 +435,7 @@ int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out)
 	}
 	pthread_rwlock_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->ref_lock, NULL);
+	fs->v->reserve = reserve_blocks(fs);
 	if (!fs->v->readonly) {
 		rc = reap_all(fs);
 		if (!rc)
@@ -585,7 +654,9 @@ int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 			rc = -EFBIG;
 			goto out;
 		}
-		rc = mfs_file_truncate(fs->v, &in, a->size);
+		rc = need_delete_space(fs);
+		if (!rc)
+			rc = mfs_file_truncate(fs->v, &in, a->size);
 		if (rc)
 			goto out;
 		in.mtime = now;
@@ -688,6 +759,9 @@ static int new_entry(struct mfs_fs *fs, const struct mfs_cred *cred,
 		return rc;
 	if (S_ISDIR(mode) && d.nlink >= MFS_LINK_MAX)
 		return -EMLINK;
+	rc = need_space(fs, OP_BLOCKS);
+	if (rc)
+		return rc;
 
 	memset(in, 0, sizeof(*in));
 	in->mode = mode;
@@ -850,6 +924,9 @@ int mfs_link(struct mfs_fs *fs, uint64_t ino, uint64_t newparent,
 		rc = -EEXIST;
 	if (rc != -ENOENT)
 		goto out;
+	rc = need_space(fs, OP_BLOCKS);
+	if (rc)
+		goto out;
 	rc = mfs_dir_add(v, newparent, newname, len, ino, dtype(in.mode));
 	if (rc)
 		goto out;
@@ -912,6 +989,9 @@ static int remove_entry(struct mfs_fs *fs, uint64_t parent, const char *name,
 			goto out;
 		}
 	}
+	rc = need_delete_space(fs);
+	if (rc)
+		goto out;
 	rc = mfs_dir_remove(v, parent, name, len);
 	if (rc)
 		goto out;
@@ -1040,6 +1120,9 @@ int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
 			goto out;
 		}
 	}
+	rc = need_space(fs, OP_BLOCKS);
+	if (rc)
+		goto out;
 	mfs_inode_now(&now);
 
 	if (flags & MFS_RENAME_EXCHANGE) {
@@ -1314,6 +1397,13 @@ int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 		off = in.size;
 	if (len == 0)
 		goto out;
+	rc = need_space(fs, blocks_for(len) + OP_BLOCKS);
+	if (rc == -ENOSPC) {
+		/* Write what fits, as a short write (overwrites need none). */
+		rc = 0;
+	}
+	if (rc)
+		goto out;
 	rc = mfs_file_write(fs->v, &in, off, buf, len, written);
 	if (*written == 0)
 		goto out;
@@ -1355,6 +1445,13 @@ int mfs_fallocate(struct mfs_fs *fs, uint64_t ino, int mode, uint64_t off,
 		rc = -ENODEV;
 		goto out;
 	}
+	if (!(mode & FALLOC_FL_PUNCH_HOLE))
+		rc = need_space(fs, (mode & FALLOC_FL_ZERO_RANGE ? 0 :
+				     blocks_for(len)) + OP_BLOCKS);
+	else
+		rc = need_delete_space(fs);
+	if (rc)
+		goto out;
 	rc = mfs_file_fallocate(fs->v, &in, mode, off, len);
 	if (rc)
 		goto out;
@@ -1412,6 +1509,9 @@ int mfs_copy_file_range(struct mfs_fs *fs, uint64_t ino_in, uint64_t off_in,
 		rc = -EINVAL;
 		goto out;
 	}
+	rc = need_space(fs, blocks_for(len) + OP_BLOCKS);
+	if (rc)
+		goto out;
 	if (ino_in == ino_out) {
 		rc = mfs_file_copy(fs->v, &dst, off_in, &dst, off_out, len, copied);
 	} else {
@@ -1529,17 +1629,19 @@ out:
 
 int mfs_statfs(struct mfs_fs *fs, struct mfs_statfs *st)
 {
-	uint64_t free_blocks, avail;
+	uint64_t free_blocks;
 
 	rdlock(fs);
 	free_blocks = mfs_alloc_free_blocks(fs->v->alloc);
-	avail = mfs_alloc_avail_blocks(fs->v->alloc);
 	memset(st, 0, sizeof(*st));
 	st->bsize = MFS_BLOCK_SIZE;
 	st->namemax = MFS_NAME_LEN;
 	st->blocks = mfs_alloc_block_count(fs->v->alloc);
 	st->bfree = free_blocks;
-	st->bavail = avail;
+	/* Pinned blocks come back within two commits; the reserve is only
+	 * for deletes. */
+	st->bavail = free_blocks > fs->v->reserve ?
+		     free_blocks - fs->v->reserve : 0;
 	/* Inodes are items, not a fixed table: a small file costs well
 	 * under a block, so report room for 8 per free block. */
 	st->ffree = free_blocks * 8;
@@ -1562,6 +1664,8 @@ int mfs_setxattr(struct mfs_fs *fs, uint64_t ino, const char *name,
 	rc = writable(fs);
 	if (!rc)
 		rc = mfs_inode_read(fs->v, ino, &in);
+	if (!rc)
+		rc = need_space(fs, OP_BLOCKS * (1 + size / MFS_MAX_VALUE));
 	if (!rc)
 		rc = mfs_xattr_set(fs->v, ino, name, value, size, flags);
 	if (!rc) {
@@ -1609,6 +1713,8 @@ int mfs_removexattr(struct mfs_fs *fs, uint64_t ino, const char *name)
 	rc = writable(fs);
 	if (!rc)
 		rc = mfs_inode_read(fs->v, ino, &in);
+	if (!rc)
+		rc = need_delete_space(fs);
 	if (!rc)
 		rc = mfs_xattr_remove(fs->v, ino, name);
 	if (!rc) {

@@ -590,6 +590,8 @@ static void call_hook(struct mfs_image *img)
  * trust a later success. */
 int mfs_image_sync(struct mfs_image *img)
 {
+	if (img->fail_syncs && img->fail_syncs--)
+		return -EIO;
 	while (fdatasync(img->fd) != 0) {
 		if (errno != EINTR)
 			return -errno;
@@ -607,6 +609,8 @@ int mfs_image_sync_range(struct mfs_image *img, uint64_t off, uint64_t len)
 
 	if (off > img->size || len > img->size - off)
 		return -EINVAL;
+	if (img->fail_syncs && img->fail_syncs--)
+		return -EIO;
 	if (len != 0) {
 		start = off / pg * pg;
 		end = round_up(off + len, pg);

@@ -46,6 +46,9 @@ struct mfs_image {
 	 * The power-loss tests snapshot "the durable state" here. */
 	void (*sync_hook)(struct mfs_image *img, void *arg);
 	void *sync_hook_arg;
+	/* Fault injection for tests: while non-zero, each sync fails with
+	 * -EIO and decrements it. */
+	unsigned fail_syncs;
 };
 
 /*

@@ -32,6 +32,7 @@
 #include "image.h"
 #include "log.h"
 #include "mmapfs/format.h"
+#include "populate.h"
 #include "probe.h"
 #include "txn.h"
 
@@ -47,6 +48,7 @@ struct mkfs_args {
 	const char *size_arg;   /* the size as typed, NULL if not given */
 	uint64_t size;          /* bytes, rounded down to the block size; 0: from the file */
 	const char *label;      /* NULL: none */
+	const char *root_dir;   /* -d: copy this directory in, NULL: none */
 	uint8_t uuid[MFS_UUID_SIZE];
 	bool force, quiet, prealloc;
 };
@@ -60,6 +62,8 @@ static void usage(FILE *f)
 		"  -s, --size=SIZE    image size in bytes; K, M, G, T suffixes (binary);\n"
 		"                     default: the size of an existing IMAGE\n"
 		"  -L, --label=LABEL  volume label, at most %u bytes\n"
+		"  -d, --root-directory=DIR\n"
+		"                     copy the contents of DIR into the new file system\n"
 		"  -U, --uuid=UUID    volume UUID (8-4-4-4-12 hex digits) or 'random'\n"
 		"  -F, --force        overwrite an image that holds a file system\n"
 		"  -p, --prealloc     allocate host space for the whole image now\n"
@@ -169,6 +173,7 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
 	static const struct option longopts[] = {
 		{ "size", required_argument, NULL, 's' },
 		{ "label", required_argument, NULL, 'L' },
+		{ "root-directory", required_argument, NULL, 'd' },
 		{ "uuid", required_argument, NULL, 'U' },
 		{ "force", no_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -181,13 +186,16 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
 	int c, rc;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":s:L:U:FqpVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:L:d:U:FqpVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			a->size_arg = optarg;
 			break;
 		case 'L':
 			a->label = optarg;
+			break;
+		case 'd':
+			a->root_dir = optarg;
 			break;
 		case 'U':
 			uuid_arg = optarg;
@@ -254,6 +262,23 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
 	}
 	if (a->label && !*a->label)
 		a->label = NULL;
+	if (a->root_dir) {
+		struct stat st;
+
+		if (stat(a->root_dir, &st) != 0) {
+			mfs_log(MFS_LOG_ERR, "%s: %s", a->root_dir, strerror(errno));
+			return EXIT_USAGE;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			mfs_log(MFS_LOG_ERR, "%s: not a directory (-d takes a "
+				"directory)", a->root_dir);
+			return EXIT_USAGE;
+		}
+		if (access(a->root_dir, R_OK | X_OK) != 0) {
+			mfs_log(MFS_LOG_ERR, "%s: %s", a->root_dir, strerror(errno));
+			return EXIT_USAGE;
+		}
+	}
 	rc = parse_uuid(uuid_arg, a->uuid);
 	if (rc == -EINVAL) {
 		mfs_log(MFS_LOG_ERR, "UUID '%s': not a valid UUID "
@@ -432,6 +457,35 @@ int main(int argc, char **argv)
 	}
 	if (!a.quiet)
 		printf("Writing superblocks, free-space tree and root directory: done\n");
+	if (a.root_dir) {
+		struct mfs_fs *fs;
+		uint64_t files = 0, bytes = 0;
+
+		if (!a.quiet) {
+			printf("Copying files from %s: ", a.root_dir);
+			fflush(stdout);
+		}
+		rc = mfs_fs_open(a.image, 0, &fs);
+		if (rc) {
+			mfs_log(MFS_LOG_ERR, "%s: %s", a.image, strerror(-rc));
+			return EXIT_FAIL;
+		}
+		rc = mfs_populate(fs, a.root_dir, &files, &bytes);
+		if (rc) {
+			mfs_fs_close(fs);
+			if (!a.quiet)
+				printf("failed\n");
+			return EXIT_FAIL;
+		}
+		rc = mfs_fs_close(fs);
+		if (rc) {
+			mfs_log(MFS_LOG_ERR, "%s: %s", a.image, strerror(-rc));
+			return EXIT_FAIL;
+		}
+		if (!a.quiet)
+			printf("%llu files, %s\n", (unsigned long long)files,
+			       fmt_size(bytes, sz, sizeof(sz)));
+	}
 	if (fflush(stdout) == EOF || ferror(stdout)) {
 		mfs_log(MFS_LOG_ERR, "standard output: %s", strerror(errno));
 		return EXIT_FAIL;

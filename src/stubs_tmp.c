@@ -1,6 +1,5 @@
 #include <errno.h>
 #include "file.h"
-#include "xattr.h"
 
 /* TEMPORARY: replaced by file.c and xattr.c when those branches merge.
  * Every entry point answers -EOPNOTSUPP so nothing pretends to work. */
@@ -11,8 +10,3 @@ int mfs_file_fallocate(struct mfs_vol *v, struct mfs_inode *in, int mode, uint64
 int mfs_file_seek(struct mfs_vol *v, const struct mfs_inode *in, uint64_t off, int whence, uint64_t *result){return -EOPNOTSUPP;}
 int mfs_file_copy(struct mfs_vol *v, const struct mfs_inode *src, uint64_t soff, struct mfs_inode *dst, uint64_t doff, size_t len, size_t *copied){return -EOPNOTSUPP;}
 int mfs_file_free_all(struct mfs_vol *v, struct mfs_inode *in){return 0;}
-int mfs_xattr_set(struct mfs_vol *v, uint64_t ino, const char *name, const void *value, size_t size, int flags){return -EOPNOTSUPP;}
-int mfs_xattr_get(struct mfs_vol *v, uint64_t ino, const char *name, void *buf, size_t size, size_t *len){return -ENODATA;}
-int mfs_xattr_list(struct mfs_vol *v, uint64_t ino, char *buf, size_t size, size_t *len){*len=0;return 0;}
-int mfs_xattr_remove(struct mfs_vol *v, uint64_t ino, const char *name){return -ENODATA;}
-int mfs_xattr_remove_all(struct mfs_vol *v, uint64_t ino){return 0;}

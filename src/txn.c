@@ -46,7 +46,7 @@
 
 #define FREE_OBJ 0u
 /* Commit gives up if the FREE tree keeps changing itself this often. */
-#define MAX_FREE_ROUNDS 1000
+#define MAX_FREE_PASSES 1000
 
 /* ------------------------------------------------------------------ */
 /* Superblock encoding                                                 */
@@ -329,28 +329,46 @@ out:
 	return rc;
 }
 
-/* Write every allocator change into the FREE tree. Each round's tree
- * changes allocate and free node blocks, which dirties more ranges; copies
- * happen once per node per transaction, so this ends. */
+/* Write every allocator change into the FREE tree. Each pass takes the
+ * ranges dirty at its start; its tree changes allocate and free node
+ * blocks, which dirties more ranges for the next pass. A node is copied at
+ * most once per transaction, so the passes end. */
 static int sync_free_tree(struct mfs_vol *v)
 {
+	struct run_list pass = { 0 };
 	uint64_t s, e;
-	int rounds = 0, rc;
+	int passes = 0, rc = 0;
+	size_t i;
 
-	while (mfs_alloc_pop_dirty(v->alloc, &s, &e)) {
-		if (++rounds > MAX_FREE_ROUNDS) {
-			mfs_log(MFS_LOG_ERR, "commit: free-space tree does not settle");
-			return -EIO;
+	for (;;) {
+		pass.nr = 0;
+		while (mfs_alloc_pop_dirty(v->alloc, &s, &e)) {
+			rc = run_add(&pass, s, e - s);
+			if (rc)
+				goto out;
 		}
-		if (s < MFS_FIRST_DATA_BLOCK)
-			s = MFS_FIRST_DATA_BLOCK;
-		if (e <= s)
-			continue;
-		rc = sync_free_range(v, s, e);
-		if (rc)
-			return rc;
+		if (pass.nr == 0)
+			break;
+		if (++passes > MAX_FREE_PASSES) {
+			mfs_log(MFS_LOG_ERR, "commit: free-space tree does not settle");
+			rc = -EIO;
+			goto out;
+		}
+		for (i = 0; i < pass.nr; i++) {
+			s = pass.r[i][0];
+			e = s + pass.r[i][1];
+			if (s < MFS_FIRST_DATA_BLOCK)
+				s = MFS_FIRST_DATA_BLOCK;
+			if (e <= s)
+				continue;
+			rc = sync_free_range(v, s, e);
+			if (rc)
+				goto out;
+		}
 	}
-	return 0;
+out:
+	free(pass.r);
+	return rc;
 }
 
 /* Load the allocator from the committed FREE tree. */
@@ -399,6 +417,10 @@ static int fail_io(struct mfs_vol *v, int rc, const char *what)
 		what, strerror(-rc));
 	if (!v->error)
 		v->error = rc;
+	/* Not even an abort may clear this: after a failed sync the kernel
+	 * may have dropped dirty pages, and a later commit could claim
+	 * durability for data that is gone. */
+	v->fatal = true;
 	return rc;
 }
 
@@ -462,12 +484,15 @@ int mfs_txn_abort(struct mfs_vol *v)
 {
 	int rc;
 
+	if (v->fatal)
+		return v->error;
 	if (v->readonly && !v->error)
 		return 0;
 	memcpy(v->roots, v->sb.roots, sizeof(v->roots));
 	v->inode_count = v->sb.inode_count;
 	v->next_ino = v->sb.next_ino;
-	mfs_alloc_reset(v->alloc);
+	/* Keep what the last commits freed pinned (invariant 2). */
+	mfs_alloc_reset(v->alloc, v->sb.generation);
 	v->seq++;
 	v->error = 0;
 	rc = load_free(v);

@@ -56,6 +56,8 @@ struct mfs_vol {
 	uint64_t next_ino;
 	uint64_t seq;              /* bumped on every tree change (cursors) */
 	uint64_t meta_goal;        /* where to look for the next node block */
+	uint64_t reserve;          /* blocks data allocations leave free, for
+				    * tree changes (deletes); set by fs.c */
 	/* Committed nodes already verified (checksum and items), so that hot
 	 * paths do not checksum the same block again: one word per slot, a
 	 * hash of (block, generation), read and written atomically so that
@@ -64,6 +66,7 @@ struct mfs_vol {
 	bool readonly;
 	bool dirty;                /* the running transaction changed something */
 	int error;                 /* sticky -errno: corruption or I/O error */
+	bool fatal;                /* error came from a failed commit: permanent */
 };
 
 /* Record corruption found at func:line: logs it, sets the sticky error the

@@ -2,9 +2,17 @@
 /*
  * xattr.h — extended attributes.
  *
- * Layer 6. Calls btree. XATTR items of the FS tree; see docs/format.md.
- * Semantics and errors as mfs_setxattr & co. in mmapfs.h; the fs layer
- * updates ctime and holds the lock.
+ * Layer 6. Calls btree (and alloc for a free-space check). XATTR items of
+ * the FS tree; see docs/format.md §8.6. Semantics and errors as
+ * mfs_setxattr & co. in mmapfs.h; the fs layer checks that the inode
+ * exists, updates ctime and holds the lock.
+ *
+ * Names: "user.*", "trusted.*", "security.*" (non-empty rest),
+ * "system.posix_acl_access", "system.posix_acl_default"; anything else
+ * -EOPNOTSUPP; empty or over 255 bytes -ERANGE. A set or remove either
+ * happens whole or fails before changing anything (-ENOSPC when free
+ * blocks are short), unless the volume turns read-only on the way.
+ * Damaged items give -EUCLEAN (the volume's sticky error is set).
  */
 #ifndef MFS_XATTR_H
 #define MFS_XATTR_H
@@ -16,8 +24,13 @@
 
 int mfs_xattr_set(struct mfs_vol *v, uint64_t ino, const char *name,
 		  const void *value, size_t size, int flags);
+/* *len is the value's length; with size 0 nothing is copied; -ERANGE if
+ * size is non-zero and too small. */
 int mfs_xattr_get(struct mfs_vol *v, uint64_t ino, const char *name,
 		  void *buf, size_t size, size_t *len);
+/* Names, each NUL-terminated, in no particular order; *len is the length
+ * of the whole list; with size 0 nothing is copied; -ERANGE if size is
+ * non-zero and too small. */
 int mfs_xattr_list(struct mfs_vol *v, uint64_t ino, char *buf, size_t size,
 		   size_t *len);
 int mfs_xattr_remove(struct mfs_vol *v, uint64_t ino, const char *name);

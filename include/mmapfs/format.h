@@ -155,7 +155,7 @@ _Static_assert(sizeof(struct mfs_disk_ptr) == 40, "key pointer size");
 /* FS tree */
 #define MFS_ITEM_INODE 1u      /* (ino, 1, 0)         -> mfs_disk_inode */
 #define MFS_ITEM_INLINE 2u     /* (ino, 2, chunk)     -> bytes (symlink target) */
-#define MFS_ITEM_XATTR 3u      /* (ino, 3, hash)      -> mfs_disk_xattr list */
+#define MFS_ITEM_XATTR 3u      /* (ino, 3, h<<7|chunk) -> mfs_disk_xattr etc. */
 #define MFS_ITEM_DIRENT 4u     /* (dir, 4, hash)      -> mfs_disk_dirent list */
 #define MFS_ITEM_EXTENT 5u     /* (ino, 5, file blk)  -> mfs_disk_extent */
 #define MFS_ITEM_ORPHAN 6u     /* (MFS_ORPHAN_OBJID, 6, ino) -> empty */
@@ -200,6 +200,27 @@ _Static_assert(sizeof(struct mfs_disk_inode) == 128, "inode size");
  *  10  de_name_len bytes of name, not NUL-terminated */
 #define MFS_DIRENT_HDR 10u
 #define MFS_NAME_MAX 255u
+
+/* Extended attribute: one attribute is XATTR items (ino, 3, (h << 7) | c),
+ * h = SipHash-2-4(sb_hash_seed, name) >> 8, chunk c = 0, 1, ... Chunk 0 is
+ * this header, the name (not NUL-terminated) and the first
+ * min(xa_value_len, MFS_XATTR_CHUNK0_VALUE - xa_name_len) value bytes;
+ * chunks 1.. hold the rest, MFS_MAX_VALUE bytes each but the last. */
+struct mfs_disk_xattr {
+	uint32_t xa_value_len;  /* 0..MFS_XATTR_VALUE_MAX */
+	uint8_t xa_name_len;    /* 1..MFS_NAME_MAX */
+	uint8_t xa_flags;       /* zero in v1 */
+	uint16_t xa_pad;        /* zero */
+};
+_Static_assert(sizeof(struct mfs_disk_xattr) == 8, "xattr header size");
+#define MFS_XATTR_HDR 8u
+#define MFS_XATTR_VALUE_MAX 65536u
+#define MFS_XATTR_CHUNK_BITS 7
+#define MFS_XATTR_CHUNKS (1u << MFS_XATTR_CHUNK_BITS) /* 128 per attribute */
+#define MFS_XATTR_CHUNK0_VALUE (MFS_MAX_VALUE - MFS_XATTR_HDR) /* 976 - name */
+_Static_assert(MFS_XATTR_CHUNK0_VALUE - MFS_NAME_MAX +
+	       (MFS_XATTR_CHUNKS - 1) * MFS_MAX_VALUE >= MFS_XATTR_VALUE_MAX,
+	       "xattr chunks");
 
 /* Extent item value: file block (key offset) .. + ex_count maps to disk
  * blocks ex_block .. + ex_count. */

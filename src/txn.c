@@ -475,7 +475,12 @@ int mfs_txn_commit(struct mfs_vol *v)
 		return v->error;
 	if (v->readonly)
 		return -EROFS;
-	if (!v->dirty)
+	/* A transaction with nothing changed and nothing pinned writes
+	 * nothing. Pinned blocks are released only by commits, so while some
+	 * are pinned a clean transaction still commits (an idle filesystem
+	 * gets its freed space back within two commit intervals). */
+	if (!v->dirty && mfs_alloc_free_blocks(v->alloc) ==
+			 mfs_alloc_avail_blocks(v->alloc))
 		return 0;
 	return commit(v, MFS_STATE_DIRTY);
 }

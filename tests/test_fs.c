@@ -1508,8 +1508,9 @@ static void test_symlink(void **state)
 	free(t);
 	reopen_check(fx);
 	/* Still there after the reopen. */
-	assert_int_equal(lookup_rc(fs = fx->fs, lookup_ok(fx->fs, MFS_ROOT, "d"),
-				   "l4095", &a), 0);
+	fs = fx->fs;
+	d = lookup_ok(fs, MFS_ROOT, "d");
+	assert_int_equal(lookup_rc(fs, d, "l4095", &a), 0);
 	assert_int_equal(mfs_readlink(fs, a.ino, buf, sizeof(buf), &len), 0);
 	assert_int_equal(len, 4095);
 }

@@ -572,6 +572,10 @@ int mfs_vol_open(const char *path, unsigned flags, struct mfs_vol **out)
 			      v->sb.block_count, &v->alloc);
 	if (rc)
 		goto fail;
+	if (flags & MFS_VOL_FSCK) {
+		*out = v;
+		return 0;
+	}
 	rc = load_free(v);
 	if (rc) {
 		mfs_log(MFS_LOG_ERR, "%s: the free-space tree is damaged", path);

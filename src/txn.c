@@ -378,7 +378,7 @@ static int load_free(struct mfs_vol *v)
 	struct mfs_key lo = free_key(0), hi = free_key(UINT64_MAX), k;
 	const void *val;
 	size_t len;
-	uint64_t start, count, total = 0;
+	uint64_t start = 0, count = 0, total = 0;
 	int rc;
 
 	mfs_cursor_init(&c, v, MFS_TREE_FREE, &lo, &hi);

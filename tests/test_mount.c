@@ -16,8 +16,9 @@
  * /proc/self/mountinfo.
  *
  * Needs root (mount, setuid to check setuid clearing), /dev/fuse and
- * fusermount3. The programs come from the environment: MMAPFS (the daemon)
- * and MKFS (mkfs.mmapfs), as tests/meson.build sets them.
+ * fusermount3. The programs come from the environment: MMAPFS (the daemon),
+ * MKFS (mkfs.mmapfs) and FSCK (fsck.mmapfs, optional: run with -fn after
+ * every unmount), as tests/meson.build sets them.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -60,7 +61,7 @@ static struct {
 	char img[96];
 	char mnt[96];
 	char log[96];
-	const char *mmapfs, *mkfs;
+	const char *mmapfs, *mkfs, *fsck;
 	pid_t pid;              /* the daemon, 0 when not mounted */
 } M;
 
@@ -238,10 +239,30 @@ static int stop_daemon(void)
 	return WEXITSTATUS(status);
 }
 
-/* Unmount and mount again: what survives is what reached the image. */
+/* fsck.mmapfs -fn on the unmounted image: 0 if clean (or no FSCK given). */
+static int fsck_image(void)
+{
+	char cmd[512];
+	int rc;
+
+	if (!M.fsck)
+		return 0;
+	snprintf(cmd, sizeof(cmd), "'%s' -fn '%s' >>'%s' 2>&1", M.fsck, M.img,
+		 M.log);
+	rc = system(cmd);
+	if (rc != 0) {
+		fprintf(stderr, "fsck.mmapfs -fn: status 0x%x\n", rc);
+		dump_log();
+	}
+	return rc;
+}
+
+/* Unmount and mount again: what survives is what reached the image,
+ * and the image as left by the unmount is consistent. */
 static void remount(void)
 {
 	assert_int_equal(stop_daemon(), 0);
+	assert_int_equal(fsck_image(), 0);
 	assert_int_equal(start_daemon(NULL), 0);
 }
 
@@ -316,6 +337,7 @@ static int group_setup(void **state)
 
 	M.mmapfs = getenv("MMAPFS");
 	M.mkfs = getenv("MKFS");
+	M.fsck = getenv("FSCK");   /* optional */
 	if (!M.mmapfs || !M.mkfs) {
 		fprintf(stderr, "MMAPFS and MKFS must name the programs\n");
 		return -1;
@@ -345,6 +367,8 @@ static int group_teardown(void **state)
 	int rc = stop_daemon();
 	bool left = is_mounted(NULL, 0);
 
+	if (rc == 0 && !left)
+		rc = fsck_image();
 	if (left) {
 		fprintf(stderr, "a mount was left at %s\n", M.mnt);
 		umount2(M.mnt, MNT_DETACH);

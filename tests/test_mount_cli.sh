@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# test_mount_cli.sh MMAPFS MKFS — the mmapfs program, end to end.
+# test_mount_cli.sh MMAPFS MKFS FSCK — the mmapfs program, end to end.
 #
 # mount(8) with -t fuse.mmapfs and an fstab line (a private fstab file
 # given to mount -T, never /etc/fstab), both ways to unmount (umount(8),
@@ -26,6 +26,7 @@ set -u
 
 MMAPFS=$(realpath "$1")
 MKFS=$(realpath "$2")
+FSCK=$(realpath "$3")
 export PATH="$(dirname "$MMAPFS"):$PATH:/usr/sbin:/sbin"
 if [ -z "${MMAPFS_CLI_NS:-}" ]; then
 	if ! unshare --mount --propagation private true 2>/dev/null; then
@@ -115,6 +116,12 @@ our_mounts() {
 
 fstype() {
 	awk -v d="$1" '$2 == d { print $3 }' /proc/mounts
+}
+
+# fsck_clean IMAGE: fsck.mmapfs -fn finds nothing wrong.
+fsck_clean() {
+	"$FSCK" -fn "$1" >"$T/fsck.out" 2>&1 ||
+		fail "fsck.mmapfs -fn: status $? ($(tail -3 "$T/fsck.out"))"
 }
 
 new_image() {
@@ -272,6 +279,7 @@ wait_exit "$DAEMON"
 rc=$?
 [ "$rc" = 0 ] || fail "daemon exit status $rc (log: $(cat "$T/log1"))"
 not_mounted "$M1" || fail "still mounted"
+fsck_clean "$IMG"
 begin "SIGTERM left a clean image"
 start_fg "$T/log2" "$IMG" "$M1"
 grep -q "not unmounted cleanly" "$T/log2" && fail "image was not clean"
@@ -296,6 +304,7 @@ grep -q "busy" "$T/log2" || fail "no message about the busy mount"
 kill "$SLEEPER" 2>/dev/null
 wait "$SLEEPER" 2>/dev/null
 wait_for not_mounted "$M1" || { fail "still mounted"; umount -l "$M1"; }
+fsck_clean "$IMG"
 start_fg "$T/log3" "$IMG" "$M1"
 grep -q "not unmounted cleanly" "$T/log3" && fail "image was not clean"
 [ "$(cat "$M1/term/busy" 2>/dev/null)" = "busy data" ] || fail "data lost"
@@ -311,6 +320,8 @@ crash() {
 	wait_exit "$DAEMON"
 	umount -l "$M1" 2>/dev/null || fusermount3 -u -z "$M1" 2>/dev/null
 	wait_for not_mounted "$M1"
+	wait_for unlocked "$IMG"
+	fsck_clean "$IMG"
 }
 begin "commit=1"
 start_fg "$T/log4" -o commit=1 "$IMG" "$M1"
@@ -361,6 +372,10 @@ rc=$?
 grep -q "^mmapfs: .*SIGBUS.*truncated" "$T/log11" || fail "no clear message (log: $(cat "$T/log11"))"
 umount -l "$M1" 2>/dev/null
 wait_for not_mounted "$M1" || fail "dead mount left"
+
+begin "the image after all of it"
+wait_for unlocked "$IMG" || fail "daemon still holds the image"
+fsck_clean "$IMG"
 
 echo "$CASES cases, $FAILS failures"
 [ "$FAILS" = 0 ]

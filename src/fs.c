@@ -586,7 +586,13 @@ int mfs_lookup(struct mfs_fs *fs, uint64_t parent, const char *name,
 	int rc;
 
 	rdlock(fs);
-	rc = resolve(fs->v, parent, name, &in);
+	/* "." of any inode, not only a directory: the kernel decodes NFS
+	 * file handles (FUSE_EXPORT_SUPPORT) by looking up "." in the node
+	 * the handle names, whatever its type. */
+	if (!strcmp(name, "."))
+		rc = mfs_inode_read(fs->v, parent, &in);
+	else
+		rc = resolve(fs->v, parent, name, &in);
 	if (!rc)
 		rc = ref_lookup(fs, in.ino);
 	if (!rc)

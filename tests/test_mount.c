@@ -169,30 +169,26 @@ static int start_daemon(const char *opts)
 	return -1;
 }
 
-/* Close every descriptor of ours on the mount: a test that failed half
- * way leaves some open, and they would keep the next unmount busy. */
+/* Close every descriptor of ours on the mount (same st_dev): a test that
+ * failed half way leaves some open, and they would keep the next unmount
+ * busy. */
 static void close_mount_fds(void)
 {
-	char link[32], target[PATH_MAX];
-	size_t ml = strlen(M.mnt);
-	DIR *d = opendir("/proc/self/fd");
+	struct stat mst, st;
+	DIR *d;
 	struct dirent *de;
 
+	if (stat(M.mnt, &mst) != 0)
+		return;
+	d = opendir("/proc/self/fd");
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
 		int fd = atoi(de->d_name);
-		ssize_t n;
 
 		if (fd < 3 || fd == dirfd(d))
 			continue;
-		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-		n = readlink(link, target, sizeof(target) - 1);
-		if (n <= 0)
-			continue;
-		target[n] = '\0';
-		if (strncmp(target, M.mnt, ml) == 0 &&
-		    (target[ml] == '/' || target[ml] == '\0'))
+		if (fstat(fd, &st) == 0 && st.st_dev == mst.st_dev)
 			close(fd);
 	}
 	closedir(d);
@@ -1381,6 +1377,63 @@ static void test_misc(void **state)
 	assert_int_equal(count_entries(P("mi")), 3);
 }
 
+/* File handles (FUSE_EXPORT_SUPPORT, as NFS export uses them) stay valid
+ * after the kernel forgot the inode: for a directory and a regular file. */
+static void test_file_handles(void **state)
+{
+	const char *names[] = { "fh/dir", "fh/dir/file" };
+	struct {
+		struct file_handle h;
+		unsigned char buf[MAX_HANDLE_SZ];
+	} fh[2];
+	int i, mnt_id, mfd, fd, dc;
+	char buf[8];
+
+	assert_int_equal(mkdir(P("fh"), 0755), 0);
+	assert_int_equal(mkdir(P("fh/dir"), 0755), 0);
+	write_file(P("fh/dir/file"), "handle", 6);
+	for (i = 0; i < 2; i++) {
+		fh[i].h.handle_bytes = MAX_HANDLE_SZ;
+		assert_int_equal(name_to_handle_at(AT_FDCWD, P("%s", names[i]),
+						   &fh[i].h, &mnt_id, 0), 0);
+	}
+	/* the kernel drops its dentries and inodes (and forgets them) */
+	dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	assert_true(dc >= 0);
+	assert_int_equal(write(dc, "2", 1), 1);
+	close(dc);
+	mfd = open(M.mnt, O_RDONLY | O_DIRECTORY);
+	assert_true(mfd >= 0);
+	for (i = 0; i < 2; i++) {
+		fd = open_by_handle_at(mfd, &fh[i].h, O_RDONLY);
+		if (fd < 0)
+			fail_msg("open_by_handle_at(%s): %s", names[i],
+				 strerror(errno));
+		close(fd);
+	}
+	fd = open_by_handle_at(mfd, &fh[1].h, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, buf, sizeof(buf)), 6);
+	assert_memory_equal(buf, "handle", 6);
+	close(fd);
+	/* a handle of a removed file goes stale once the kernel has
+	 * forgotten the inode (forgets are sent asynchronously) */
+	assert_int_equal(unlink(P("fh/dir/file")), 0);
+	for (i = 0; i < 100; i++) {
+		dc = open("/proc/sys/vm/drop_caches", O_WRONLY);
+		assert_int_equal(write(dc, "2", 1), 1);
+		close(dc);
+		fd = open_by_handle_at(mfd, &fh[1].h, O_RDONLY);
+		if (fd < 0)
+			break;
+		close(fd);
+		usleep(20000);
+	}
+	assert_int_equal(fd, -1);
+	assert_int_equal(errno, ESTALE);
+	close(mfd);
+}
+
 /* Last: everything made by the tests above is still there after one more
  * unmount and mount, and the image was left clean by each unmount. */
 static void test_persistence(void **state)
@@ -1436,6 +1489,7 @@ int main(void)
 		cmocka_unit_test(test_times),
 		cmocka_unit_test(test_copy_file_range),
 		cmocka_unit_test(test_misc),
+		cmocka_unit_test(test_file_handles),
 		cmocka_unit_test(test_persistence),
 	};
 

@@ -1389,6 +1389,23 @@ int mfs_read(struct mfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
 	return rc;
 }
 
+/* For a change to a regular file's data: the volume is writable and ino
+ * is a regular file (-EISDIR for a directory, not_reg for other types).
+ * Caller holds the write lock. */
+static int get_regular(struct mfs_fs *fs, uint64_t ino, struct mfs_inode *in,
+		       int not_reg)
+{
+	int rc = writable(fs);
+
+	if (!rc)
+		rc = mfs_inode_read(fs->v, ino, in);
+	if (rc)
+		return rc;
+	if (S_ISDIR(in->mode))
+		return -EISDIR;
+	return S_ISREG(in->mode) ? 0 : not_reg;
+}
+
 int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	      uint64_t off, const void *buf, size_t len, unsigned flags,
 	      size_t *written)
@@ -1398,19 +1415,9 @@ int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 
 	*written = 0;
 	wrlock(fs);
-	rc = writable(fs);
-	if (!rc)
-		rc = mfs_inode_read(fs->v, ino, &in);
+	rc = get_regular(fs, ino, &in, -EINVAL);
 	if (rc)
 		goto out;
-	if (S_ISDIR(in.mode)) {
-		rc = -EISDIR;
-		goto out;
-	}
-	if (!S_ISREG(in.mode)) {
-		rc = -EINVAL;
-		goto out;
-	}
 	if (flags & MFS_WRITE_APPEND)
 		off = in.size;
 	if (len == 0)
@@ -1450,19 +1457,9 @@ int mfs_fallocate(struct mfs_fs *fs, uint64_t ino, int mode, uint64_t off,
 	int rc;
 
 	wrlock(fs);
-	rc = writable(fs);
-	if (!rc)
-		rc = mfs_inode_read(fs->v, ino, &in);
+	rc = get_regular(fs, ino, &in, -ENODEV);
 	if (rc)
 		goto out;
-	if (S_ISDIR(in.mode)) {
-		rc = -EISDIR;
-		goto out;
-	}
-	if (!S_ISREG(in.mode)) {
-		rc = -ENODEV;
-		goto out;
-	}
 	if (!(mode & FALLOC_FL_PUNCH_HOLE))
 		rc = need_space(fs, (mode & FALLOC_FL_ZERO_RANGE ? 0 :
 				     blocks_for(len)) + OP_BLOCKS);
@@ -1510,21 +1507,11 @@ int mfs_copy_file_range(struct mfs_fs *fs, uint64_t ino_in, uint64_t off_in,
 
 	*copied = 0;
 	wrlock(fs);
-	rc = writable(fs);
+	rc = get_regular(fs, ino_in, &src, -EINVAL);
 	if (!rc)
-		rc = mfs_inode_read(fs->v, ino_in, &src);
-	if (!rc)
-		rc = mfs_inode_read(fs->v, ino_out, &dst);
+		rc = get_regular(fs, ino_out, &dst, -EINVAL);
 	if (rc)
 		goto out;
-	if (S_ISDIR(src.mode) || S_ISDIR(dst.mode)) {
-		rc = -EISDIR;
-		goto out;
-	}
-	if (!S_ISREG(src.mode) || !S_ISREG(dst.mode)) {
-		rc = -EINVAL;
-		goto out;
-	}
 	rc = need_space(fs, blocks_for(len) + OP_BLOCKS);
 	if (rc)
 		goto out;

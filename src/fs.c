@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -326,14 +327,16 @@ static void touch_mc(struct mfs_inode *in)
 
 /* Drop setuid, and setgid when group-executable, as the kernel does for a
  * write or truncate by a caller without CAP_FSETID. */
-static bool kill_priv(struct mfs_inode *in)
+static bool kill_priv(struct mfs_inode *in, const struct mfs_cred *cred)
 {
 	uint32_t old = in->mode;
 
 	if (!S_ISREG(in->mode))
 		return false;
 	in->mode &= ~(uint32_t)S_ISUID;
-	if (in->mode & S_IXGRP)
+	/* setattr_should_drop_sgid(): group-executable, or the caller is
+	 * not in the file's group. */
+	if ((in->mode & S_IXGRP) || !cred->in_group)
 		in->mode &= ~(uint32_t)S_ISGID;
 	return in->mode != old;
 }
@@ -661,7 +664,7 @@ int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 			goto out;
 		in.mtime = now;
 		if (!cred->cap_fsetid || (set & MFS_SET_KILL_PRIV))
-			kill_priv(&in);
+			kill_priv(&in, cred);
 	}
 	if (set & (MFS_SET_UID | MFS_SET_GID)) {
 		if ((set & MFS_SET_UID) && a->uid != in.uid)
@@ -757,8 +760,6 @@ static int new_entry(struct mfs_fs *fs, const struct mfs_cred *cred,
 		return -EEXIST;
 	if (rc != -ENOENT)
 		return rc;
-	if (S_ISDIR(mode) && d.nlink >= MFS_LINK_MAX)
-		return -EMLINK;
 	rc = need_space(fs, OP_BLOCKS);
 	if (rc)
 		return rc;
@@ -819,6 +820,8 @@ int mfs_mknod(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t parent,
 		break;
 	case S_IFCHR: case S_IFBLK:
 		break;
+	case S_IFDIR:
+		return -EPERM;
 	default:
 		return -EINVAL;
 	}
@@ -838,7 +841,7 @@ int mfs_mkdir(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t parent,
 	int rc;
 
 	wrlock(fs);
-	rc = new_entry(fs, cred, parent, name, S_IFDIR | (mode & 07777), 0,
+	rc = new_entry(fs, cred, parent, name, S_IFDIR | (mode & 01777), 0,
 		       NULL, &in);
 	if (!rc)
 		to_attr(&in, attr);
@@ -907,6 +910,11 @@ int mfs_link(struct mfs_fs *fs, uint64_t ino, uint64_t newparent,
 	rc = check_name(newname, &len);
 	if (rc)
 		goto out;
+	rc = mfs_dir_lookup(v, newparent, newname, len, &other, NULL);
+	if (rc == 0)
+		rc = -EEXIST;
+	if (rc != -ENOENT)
+		goto out;
 	if (S_ISDIR(in.mode)) {
 		rc = -EPERM;
 		goto out;
@@ -919,11 +927,6 @@ int mfs_link(struct mfs_fs *fs, uint64_t ino, uint64_t newparent,
 		rc = -EMLINK;
 		goto out;
 	}
-	rc = mfs_dir_lookup(v, newparent, newname, len, &other, NULL);
-	if (rc == 0)
-		rc = -EEXIST;
-	if (rc != -ENOENT)
-		goto out;
 	rc = need_space(fs, OP_BLOCKS);
 	if (rc)
 		goto out;
@@ -1094,8 +1097,6 @@ int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
 		goto out;
 	have_dst = rc == 0;
 	rc = 0;
-	if (have_dst && dst.ino == src.ino)
-		goto out; /* the same file: nothing to do (POSIX) */
 	if (have_dst && (flags & MFS_RENAME_NOREPLACE)) {
 		rc = -EEXIST;
 		goto out;
@@ -1104,6 +1105,17 @@ int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
 		rc = -ENOENT;
 		goto out;
 	}
+	/* The target may not be an ancestor of the source. */
+	if (have_dst && S_ISDIR(dst.mode) && newparent != parent) {
+		rc = is_ancestor(v, dst.ino, parent);
+		if (rc) {
+			rc = rc < 0 ? rc : (flags & MFS_RENAME_EXCHANGE) ? -EINVAL
+								     : -ENOTEMPTY;
+			goto out;
+		}
+	}
+	if (have_dst && dst.ino == src.ino)
+		goto out; /* the same file: nothing to do (POSIX) */
 	/* A directory cannot move below itself. */
 	if (S_ISDIR(src.mode) && newparent != parent) {
 		rc = is_ancestor(v, src.ino, newparent);
@@ -1286,7 +1298,7 @@ int mfs_open(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 		}
 		touch_mc(&in);
 		if (!cred->cap_fsetid)
-			kill_priv(&in);
+			kill_priv(&in, cred);
 		rc = mfs_inode_write(fs->v, &in);
 		if (rc)
 			goto out;
@@ -1411,7 +1423,7 @@ int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	fs->data_dirty = true;
 	touch_mc(&in);
 	if ((flags & MFS_WRITE_KILL_PRIV) && !cred->cap_fsetid)
-		kill_priv(&in);
+		kill_priv(&in, cred);
 	rc = mfs_inode_write(fs->v, &in);
 out:
 	unlock(fs);
@@ -1455,12 +1467,10 @@ int mfs_fallocate(struct mfs_fs *fs, uint64_t ino, int mode, uint64_t off,
 	rc = mfs_file_fallocate(fs->v, &in, mode, off, len);
 	if (rc)
 		goto out;
-	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
-		touch_mc(&in);
+	/* ext4 sets mtime and ctime for every mode (file_modified). */
+	touch_mc(&in);
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
 		fs->data_dirty = true;
-	} else if (!(mode & FALLOC_FL_KEEP_SIZE)) {
-		mfs_inode_now(&in.ctime);
-	}
 	rc = mfs_inode_write(fs->v, &in);
 out:
 	unlock(fs);
@@ -1666,12 +1676,26 @@ int mfs_setxattr(struct mfs_fs *fs, uint64_t ino, const char *name,
 		rc = mfs_inode_read(fs->v, ino, &in);
 	if (!rc)
 		rc = need_space(fs, OP_BLOCKS * (1 + size / MFS_MAX_VALUE));
+	if (!rc && !(flags & XATTR_CREATE)) {
+		/* ext4 leaves an attribute set to the value it already has
+		 * alone: no change, no new ctime. */
+		void *old = malloc(size ? size : 1);
+		size_t olen = 0;
+
+		if (old && mfs_xattr_get(fs->v, ino, name, old, size, &olen) == 0 &&
+		    olen == size && !memcmp(old, value, size)) {
+			free(old);
+			goto out;
+		}
+		free(old);
+	}
 	if (!rc)
 		rc = mfs_xattr_set(fs->v, ino, name, value, size, flags);
 	if (!rc) {
 		mfs_inode_now(&in.ctime);
 		rc = mfs_inode_write(fs->v, &in);
 	}
+out:
 	unlock(fs);
 	return rc;
 }

@@ -285,7 +285,9 @@ static void pl_op(struct pl *p)
 
 static void pl_commit(struct pl *p, bool close)
 {
-	bool dirty = p->v->dirty;
+	/* A commit writes when something changed or blocks are pinned. */
+	bool dirty = p->v->dirty || mfs_alloc_free_blocks(p->v->alloc) !=
+				    mfs_alloc_avail_blocks(p->v->alloc);
 	int rc;
 
 	model_copy(&p->inflight, &p->live);

@@ -33,6 +33,7 @@
 #include "btree.h"
 #include "dir.h"
 #include "file.h"
+#include "fs_internal.h"
 #include "image.h"
 #include "inode.h"
 #include "log.h"
@@ -533,6 +534,8 @@ int mfs_fs_abort(struct mfs_fs *fs)
 	unlock(fs);
 	return rc;
 }
+
+struct mfs_vol *mfs_fs_vol(struct mfs_fs *fs) { return fs->v; }
 
 int mfs_fs_error(struct mfs_fs *fs)
 {

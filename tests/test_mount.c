@@ -204,7 +204,9 @@ static int stop_daemon(void)
 	if (!M.pid)
 		return 0;
 	close_mount_fds();
-	for (i = 0; i < 50 && umount2(M.mnt, 0) != 0; i++) {
+	/* Generous waits: under a sanitizer on a loaded machine the final
+	 * commit and the release of the image can take many seconds. */
+	for (i = 0; i < 300 && umount2(M.mnt, 0) != 0; i++) {
 		if (errno != EBUSY)
 			break;
 		usleep(100000);
@@ -213,12 +215,12 @@ static int stop_daemon(void)
 		forced = true;
 		kill(M.pid, SIGTERM);
 	}
-	for (i = 0; i < 1000; i++) {
+	for (i = 0; i < 6000; i++) {
 		if (waitpid(M.pid, &status, WNOHANG) == M.pid)
 			break;
 		usleep(10000);
 	}
-	if (i == 1000) {
+	if (i == 6000) {
 		forced = true;
 		kill(M.pid, SIGKILL);
 		waitpid(M.pid, &status, 0);

@@ -342,6 +342,25 @@ static bool kill_priv(struct mfs_inode *in, const struct mfs_cred *cred)
 	return in->mode != old;
 }
 
+/* A file-layer call that fails may already have changed the extent map
+ * (and in->blocks or in->size) before it stopped: write the inode back so
+ * that it always agrees with its extents. Returns rc. Caller holds the
+ * write lock. */
+static int keep_inode(struct mfs_fs *fs, struct mfs_inode *in,
+		      const struct mfs_inode *orig, int rc)
+{
+	/* The size stays as it was (the call failed); blocks past it are
+	 * allowed, as after fallocate with KEEP_SIZE. */
+	in->size = orig->size;
+	if (in->blocks != orig->blocks) {
+		int rc2 = mfs_inode_write(fs->v, in);
+
+		if (!rc)
+			rc = rc2;
+	}
+	return rc;
+}
+
 /* Put an unlinked inode on the orphan list, or remove it now if nothing
  * references it. */
 static int drop_inode(struct mfs_fs *fs, struct mfs_inode *in)
@@ -666,11 +685,15 @@ int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 			rc = -EFBIG;
 			goto out;
 		}
+		struct mfs_inode orig = in;
+
 		rc = need_delete_space(fs);
 		if (!rc)
 			rc = mfs_file_truncate(fs->v, &in, a->size);
-		if (rc)
+		if (rc) {
+			rc = keep_inode(fs, &in, &orig, rc);
 			goto out;
+		}
 		in.mtime = now;
 		if (!cred->cap_fsetid || (set & MFS_SET_KILL_PRIV))
 			kill_priv(&in, cred);
@@ -1301,9 +1324,13 @@ int mfs_open(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 		goto out;
 	if ((flags & O_TRUNC) && S_ISREG(in.mode) && wr) {
 		if (in.size) {
+			struct mfs_inode orig = in;
+
 			rc = mfs_file_truncate(fs->v, &in, 0);
-			if (rc)
+			if (rc) {
+				rc = keep_inode(fs, &in, &orig, rc);
 				goto out;
+			}
 		}
 		touch_mc(&in);
 		if (!cred->cap_fsetid)
@@ -1413,7 +1440,7 @@ int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	      uint64_t off, const void *buf, size_t len, unsigned flags,
 	      size_t *written)
 {
-	struct mfs_inode in;
+	struct mfs_inode in, orig;
 	int rc;
 
 	*written = 0;
@@ -1432,9 +1459,12 @@ int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	}
 	if (rc)
 		goto out;
+	orig = in;
 	rc = mfs_file_write(fs->v, &in, off, buf, len, written);
-	if (*written == 0)
+	if (*written == 0) {
+		rc = keep_inode(fs, &in, &orig, rc);
 		goto out;
+	}
 	rc = 0;
 	fs->data_dirty = true;
 	touch_mc(&in);
@@ -1456,7 +1486,7 @@ int mfs_fsync(struct mfs_fs *fs, uint64_t ino, bool datasync)
 int mfs_fallocate(struct mfs_fs *fs, uint64_t ino, int mode, uint64_t off,
 		  uint64_t len)
 {
-	struct mfs_inode in;
+	struct mfs_inode in, orig;
 	int rc;
 
 	wrlock(fs);
@@ -1470,9 +1500,12 @@ int mfs_fallocate(struct mfs_fs *fs, uint64_t ino, int mode, uint64_t off,
 		rc = need_delete_space(fs);
 	if (rc)
 		goto out;
+	orig = in;
 	rc = mfs_file_fallocate(fs->v, &in, mode, off, len);
-	if (rc)
+	if (rc) {
+		rc = keep_inode(fs, &in, &orig, rc);
 		goto out;
+	}
 	/* ext4 sets mtime and ctime for every mode (file_modified). */
 	touch_mc(&in);
 	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
@@ -1505,7 +1538,7 @@ int mfs_copy_file_range(struct mfs_fs *fs, uint64_t ino_in, uint64_t off_in,
 			uint64_t ino_out, uint64_t off_out, size_t len,
 			size_t *copied)
 {
-	struct mfs_inode src, dst;
+	struct mfs_inode src, dst, orig;
 	int rc;
 
 	*copied = 0;
@@ -1518,13 +1551,16 @@ int mfs_copy_file_range(struct mfs_fs *fs, uint64_t ino_in, uint64_t off_in,
 	rc = need_space(fs, blocks_for(len) + OP_BLOCKS);
 	if (rc)
 		goto out;
+	orig = dst;
 	if (ino_in == ino_out) {
 		rc = mfs_file_copy(fs->v, &dst, off_in, &dst, off_out, len, copied);
 	} else {
 		rc = mfs_file_copy(fs->v, &src, off_in, &dst, off_out, len, copied);
 	}
-	if (rc || *copied == 0)
+	if (rc || *copied == 0) {
+		rc = keep_inode(fs, &dst, &orig, rc);
 		goto out;
+	}
 	fs->data_dirty = true;
 	touch_mc(&dst);
 	rc = mfs_inode_write(fs->v, &dst);

@@ -1,11 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# demo.sh — the README "Run" command: build mmapfs in build/ and show what
-# it can do today. Installs packages first when run as root.
-#
-# It only uses programs that exist in this tree; for each one that has
-# not been written yet it says so rather than pretending.
+# demo.sh — the README "Run" command: build mmapfs in build/, format a
+# demo image (filled from contrib/ with mkfs -d), check it, mount it at
+# /tmp/mmapfs-demo, and print how to use and unmount it. Installs packages
+# first when run as root. MMAPFS_DEMO_IMAGE and MMAPFS_DEMO_MNT override
+# the image and the mount point.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,6 +22,7 @@ find_prog() {
 			return 0
 		fi
 	done
+	echo "demo.sh: $1 was not built (see the ninja output above)" >&2
 	return 1
 }
 
@@ -34,32 +35,37 @@ if [ ! -d build ]; then
 fi
 ninja -C build
 
-img=build/demo.img
-mkfs=$(find_prog mkfs.mmapfs || true)
-fsck=$(find_prog fsck.mmapfs || true)
-daemon=$(find_prog mmapfs || true)
+img=${MMAPFS_DEMO_IMAGE:-build/demo.img}
+mnt=${MMAPFS_DEMO_MNT:-/tmp/mmapfs-demo}
+mkfs=$(find_prog mkfs.mmapfs)
+fsck=$(find_prog fsck.mmapfs)
+daemon=$(find_prog mmapfs)
 
-if [ -n "$mkfs" ]; then
-	step "format a 64 MiB demo image: $mkfs -F -L demo -s 64M $img"
-	"$mkfs" -F -L demo -s 64M "$img"
-	ls -ls "$img"
-else
-	step "mkfs.mmapfs: not built yet (no demo image made)"
+if grep -qF " $mnt " /proc/mounts; then
+	step "unmount the previous demo at $mnt"
+	fusermount3 -u "$mnt" || umount "$mnt"
 fi
 
-if [ -n "$fsck" ] && [ -f "$img" ]; then
-	step "check it: $fsck -n $img"
-	"$fsck" -n "$img"
-else
-	step "fsck.mmapfs: not available yet"
-fi
+step "format a 1 GiB demo image (sparse), filled from contrib/: $img"
+"$mkfs" -F -L demo -s 1G -d contrib "$img"
+ls -ls "$img"
 
-if [ -n "$daemon" ] && [ -f "$img" ]; then
-	step "the daemon is built; to mount the demo image:"
-	echo "    mkdir -p /tmp/mmapfs-demo && $daemon $img /tmp/mmapfs-demo"
-	echo "    ... use it ...; fusermount3 -u /tmp/mmapfs-demo"
-else
-	step "mmapfs (the FUSE daemon): not available yet; nothing can be mounted"
-fi
+step "check it: $fsck -f -n $img"
+"$fsck" -f -n "$img"
 
-step "done. Tests: contrib/setup-and-test.sh"
+step "mount it: $daemon $img $mnt"
+mkdir -p "$mnt"
+"$daemon" "$img" "$mnt"
+df -h "$mnt"
+ls -l "$mnt"
+
+cat <<MSG
+
+==> mmapfs is mounted at $mnt (image: $(realpath "$img")).
+    Use it like any directory:   cp -r /usr/include $mnt/ ; ls $mnt
+    Unmount it (commits, marks the image clean):
+                                 fusermount3 -u $mnt     (or: umount $mnt)
+    Check the image afterwards:  $fsck -f -n $img
+    Mount it again:              $daemon $img $mnt
+    Tests: contrib/setup-and-test.sh
+MSG

@@ -716,6 +716,23 @@ int mfs_alloc_grow(struct mfs_alloc *a, uint64_t new_count)
 	return 0;
 }
 
+int mfs_alloc_mark_dirty(struct mfs_alloc *a, uint64_t start, uint64_t end)
+{
+	int rc;
+
+	if (start < a->first)
+		start = a->first;
+	if (end > a->count)
+		end = a->count;
+	if (start >= end)
+		return 0;
+	rc = node_reserve(a, 1);
+	if (rc)
+		return rc;
+	set_union(a, &a->dirty, start, end);
+	return 0;
+}
+
 bool mfs_alloc_pop_dirty(struct mfs_alloc *a, uint64_t *start, uint64_t *end)
 {
 	struct ext_node *n = t_leftmost(a->dirty.root);

@@ -71,6 +71,11 @@ void mfs_alloc_reset(struct mfs_alloc *a, uint64_t keep_gen);
  * added to avail and marked dirty. */
 int mfs_alloc_grow(struct mfs_alloc *a, uint64_t new_count);
 
+/* Mark [start, end) dirty without changing the free set, so that the next
+ * commit rewrites the FREE tree there (fsck, after rebuilding the free set
+ * from scratch). 0 or -ENOMEM. */
+int mfs_alloc_mark_dirty(struct mfs_alloc *a, uint64_t start, uint64_t end);
+
 /* Take one dirty range out of the dirty set: returns true and [*start,
  * *end), or false when nothing is dirty. Ranges returned may be larger than
  * what changed (they are merged). */

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -327,14 +328,16 @@ static void touch_mc(struct mfs_inode *in)
 
 /* Drop setuid, and setgid when group-executable, as the kernel does for a
  * write or truncate by a caller without CAP_FSETID. */
-static bool kill_priv(struct mfs_inode *in)
+static bool kill_priv(struct mfs_inode *in, const struct mfs_cred *cred)
 {
 	uint32_t old = in->mode;
 
 	if (!S_ISREG(in->mode))
 		return false;
 	in->mode &= ~(uint32_t)S_ISUID;
-	if (in->mode & S_IXGRP)
+	/* setattr_should_drop_sgid(): group-executable, or the caller is
+	 * not in the file's group. */
+	if ((in->mode & S_IXGRP) || !cred->in_group)
 		in->mode &= ~(uint32_t)S_ISGID;
 	return in->mode != old;
 }
@@ -586,7 +589,13 @@ int mfs_lookup(struct mfs_fs *fs, uint64_t parent, const char *name,
 	int rc;
 
 	rdlock(fs);
-	rc = resolve(fs->v, parent, name, &in);
+	/* "." of any inode, not only a directory: the kernel decodes NFS
+	 * file handles (FUSE_EXPORT_SUPPORT) by looking up "." in the node
+	 * the handle names, whatever its type. */
+	if (!strcmp(name, "."))
+		rc = mfs_inode_read(fs->v, parent, &in);
+	else
+		rc = resolve(fs->v, parent, name, &in);
 	if (!rc)
 		rc = ref_lookup(fs, in.ino);
 	if (!rc)
@@ -664,7 +673,7 @@ int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 			goto out;
 		in.mtime = now;
 		if (!cred->cap_fsetid || (set & MFS_SET_KILL_PRIV))
-			kill_priv(&in);
+			kill_priv(&in, cred);
 	}
 	if (set & (MFS_SET_UID | MFS_SET_GID)) {
 		if ((set & MFS_SET_UID) && a->uid != in.uid)
@@ -760,8 +769,6 @@ static int new_entry(struct mfs_fs *fs, const struct mfs_cred *cred,
 		return -EEXIST;
 	if (rc != -ENOENT)
 		return rc;
-	if (S_ISDIR(mode) && d.nlink >= MFS_LINK_MAX)
-		return -EMLINK;
 	rc = need_space(fs, OP_BLOCKS);
 	if (rc)
 		return rc;
@@ -822,6 +829,8 @@ int mfs_mknod(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t parent,
 		break;
 	case S_IFCHR: case S_IFBLK:
 		break;
+	case S_IFDIR:
+		return -EPERM;
 	default:
 		return -EINVAL;
 	}
@@ -841,7 +850,7 @@ int mfs_mkdir(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t parent,
 	int rc;
 
 	wrlock(fs);
-	rc = new_entry(fs, cred, parent, name, S_IFDIR | (mode & 07777), 0,
+	rc = new_entry(fs, cred, parent, name, S_IFDIR | (mode & 01777), 0,
 		       NULL, &in);
 	if (!rc)
 		to_attr(&in, attr);
@@ -910,6 +919,11 @@ int mfs_link(struct mfs_fs *fs, uint64_t ino, uint64_t newparent,
 	rc = check_name(newname, &len);
 	if (rc)
 		goto out;
+	rc = mfs_dir_lookup(v, newparent, newname, len, &other, NULL);
+	if (rc == 0)
+		rc = -EEXIST;
+	if (rc != -ENOENT)
+		goto out;
 	if (S_ISDIR(in.mode)) {
 		rc = -EPERM;
 		goto out;
@@ -922,11 +936,6 @@ int mfs_link(struct mfs_fs *fs, uint64_t ino, uint64_t newparent,
 		rc = -EMLINK;
 		goto out;
 	}
-	rc = mfs_dir_lookup(v, newparent, newname, len, &other, NULL);
-	if (rc == 0)
-		rc = -EEXIST;
-	if (rc != -ENOENT)
-		goto out;
 	rc = need_space(fs, OP_BLOCKS);
 	if (rc)
 		goto out;
@@ -1097,8 +1106,6 @@ int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
 		goto out;
 	have_dst = rc == 0;
 	rc = 0;
-	if (have_dst && dst.ino == src.ino)
-		goto out; /* the same file: nothing to do (POSIX) */
 	if (have_dst && (flags & MFS_RENAME_NOREPLACE)) {
 		rc = -EEXIST;
 		goto out;
@@ -1107,6 +1114,17 @@ int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
 		rc = -ENOENT;
 		goto out;
 	}
+	/* The target may not be an ancestor of the source. */
+	if (have_dst && S_ISDIR(dst.mode) && newparent != parent) {
+		rc = is_ancestor(v, dst.ino, parent);
+		if (rc) {
+			rc = rc < 0 ? rc : (flags & MFS_RENAME_EXCHANGE) ? -EINVAL
+								     : -ENOTEMPTY;
+			goto out;
+		}
+	}
+	if (have_dst && dst.ino == src.ino)
+		goto out; /* the same file: nothing to do (POSIX) */
 	/* A directory cannot move below itself. */
 	if (S_ISDIR(src.mode) && newparent != parent) {
 		rc = is_ancestor(v, src.ino, newparent);
@@ -1289,7 +1307,7 @@ int mfs_open(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 		}
 		touch_mc(&in);
 		if (!cred->cap_fsetid)
-			kill_priv(&in);
+			kill_priv(&in, cred);
 		rc = mfs_inode_write(fs->v, &in);
 		if (rc)
 			goto out;
@@ -1374,6 +1392,23 @@ int mfs_read(struct mfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
 	return rc;
 }
 
+/* For a change to a regular file's data: the volume is writable and ino
+ * is a regular file (-EISDIR for a directory, not_reg for other types).
+ * Caller holds the write lock. */
+static int get_regular(struct mfs_fs *fs, uint64_t ino, struct mfs_inode *in,
+		       int not_reg)
+{
+	int rc = writable(fs);
+
+	if (!rc)
+		rc = mfs_inode_read(fs->v, ino, in);
+	if (rc)
+		return rc;
+	if (S_ISDIR(in->mode))
+		return -EISDIR;
+	return S_ISREG(in->mode) ? 0 : not_reg;
+}
+
 int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	      uint64_t off, const void *buf, size_t len, unsigned flags,
 	      size_t *written)
@@ -1383,19 +1418,9 @@ int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 
 	*written = 0;
 	wrlock(fs);
-	rc = writable(fs);
-	if (!rc)
-		rc = mfs_inode_read(fs->v, ino, &in);
+	rc = get_regular(fs, ino, &in, -EINVAL);
 	if (rc)
 		goto out;
-	if (S_ISDIR(in.mode)) {
-		rc = -EISDIR;
-		goto out;
-	}
-	if (!S_ISREG(in.mode)) {
-		rc = -EINVAL;
-		goto out;
-	}
 	if (flags & MFS_WRITE_APPEND)
 		off = in.size;
 	if (len == 0)
@@ -1414,7 +1439,7 @@ int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	fs->data_dirty = true;
 	touch_mc(&in);
 	if ((flags & MFS_WRITE_KILL_PRIV) && !cred->cap_fsetid)
-		kill_priv(&in);
+		kill_priv(&in, cred);
 	rc = mfs_inode_write(fs->v, &in);
 out:
 	unlock(fs);
@@ -1435,19 +1460,9 @@ int mfs_fallocate(struct mfs_fs *fs, uint64_t ino, int mode, uint64_t off,
 	int rc;
 
 	wrlock(fs);
-	rc = writable(fs);
-	if (!rc)
-		rc = mfs_inode_read(fs->v, ino, &in);
+	rc = get_regular(fs, ino, &in, -ENODEV);
 	if (rc)
 		goto out;
-	if (S_ISDIR(in.mode)) {
-		rc = -EISDIR;
-		goto out;
-	}
-	if (!S_ISREG(in.mode)) {
-		rc = -ENODEV;
-		goto out;
-	}
 	if (!(mode & FALLOC_FL_PUNCH_HOLE))
 		rc = need_space(fs, (mode & FALLOC_FL_ZERO_RANGE ? 0 :
 				     blocks_for(len)) + OP_BLOCKS);
@@ -1458,12 +1473,10 @@ int mfs_fallocate(struct mfs_fs *fs, uint64_t ino, int mode, uint64_t off,
 	rc = mfs_file_fallocate(fs->v, &in, mode, off, len);
 	if (rc)
 		goto out;
-	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
-		touch_mc(&in);
+	/* ext4 sets mtime and ctime for every mode (file_modified). */
+	touch_mc(&in);
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
 		fs->data_dirty = true;
-	} else if (!(mode & FALLOC_FL_KEEP_SIZE)) {
-		mfs_inode_now(&in.ctime);
-	}
 	rc = mfs_inode_write(fs->v, &in);
 out:
 	unlock(fs);
@@ -1497,21 +1510,11 @@ int mfs_copy_file_range(struct mfs_fs *fs, uint64_t ino_in, uint64_t off_in,
 
 	*copied = 0;
 	wrlock(fs);
-	rc = writable(fs);
+	rc = get_regular(fs, ino_in, &src, -EINVAL);
 	if (!rc)
-		rc = mfs_inode_read(fs->v, ino_in, &src);
-	if (!rc)
-		rc = mfs_inode_read(fs->v, ino_out, &dst);
+		rc = get_regular(fs, ino_out, &dst, -EINVAL);
 	if (rc)
 		goto out;
-	if (S_ISDIR(src.mode) || S_ISDIR(dst.mode)) {
-		rc = -EISDIR;
-		goto out;
-	}
-	if (!S_ISREG(src.mode) || !S_ISREG(dst.mode)) {
-		rc = -EINVAL;
-		goto out;
-	}
 	rc = need_space(fs, blocks_for(len) + OP_BLOCKS);
 	if (rc)
 		goto out;
@@ -1669,12 +1672,26 @@ int mfs_setxattr(struct mfs_fs *fs, uint64_t ino, const char *name,
 		rc = mfs_inode_read(fs->v, ino, &in);
 	if (!rc)
 		rc = need_space(fs, OP_BLOCKS * (1 + size / MFS_MAX_VALUE));
+	if (!rc && !(flags & XATTR_CREATE)) {
+		/* ext4 leaves an attribute set to the value it already has
+		 * alone: no change, no new ctime. */
+		void *old = malloc(size ? size : 1);
+		size_t olen = 0;
+
+		if (old && mfs_xattr_get(fs->v, ino, name, old, size, &olen) == 0 &&
+		    olen == size && !memcmp(old, value, size)) {
+			free(old);
+			goto out;
+		}
+		free(old);
+	}
 	if (!rc)
 		rc = mfs_xattr_set(fs->v, ino, name, value, size, flags);
 	if (!rc) {
 		mfs_inode_now(&in.ctime);
 		rc = mfs_inode_write(fs->v, &in);
 	}
+out:
 	unlock(fs);
 	return rc;
 }

@@ -40,6 +40,11 @@ int mfs_format(const char *path, const struct mfs_format_opts *opts);
 
 #define MFS_VOL_RDONLY 0x1u
 #define MFS_VOL_NOLOCK 0x2u
+/* For fsck: do not read the FREE tree into the allocator (it may be
+ * damaged) and do not commit at open. The allocator starts empty; the
+ * caller fills it (mfs_alloc_load) before changing anything, and must not
+ * commit or mfs_vol_close() a read-write volume before it has. */
+#define MFS_VOL_FSCK 0x4u
 
 /* Open a volume: read both superblock slots, take the valid one with the
  * highest generation, load the allocator from its FREE tree. Read-write

@@ -530,6 +530,38 @@ static void test_dirty(void **state)
 	mfs_alloc_destroy(a);
 }
 
+/* mfs_alloc_mark_dirty: marks, clips to the managed range, merges with
+ * other dirty ranges, and leaves the free set alone. */
+static void test_mark_dirty(void **state)
+{
+	struct mfs_alloc *a = mk(2, 1000, true);
+	uint64_t s, e, before = mfs_alloc_free_blocks(a);
+
+	assert_int_equal(mfs_alloc_mark_dirty(a, 10, 20), 0);
+	assert_true(mfs_alloc_pop_dirty(a, &s, &e));
+	assert_int_equal(s, 10);
+	assert_int_equal(e, 20);
+	assert_false(mfs_alloc_pop_dirty(a, &s, &e));
+
+	assert_int_equal(mfs_alloc_mark_dirty(a, 0, 5000), 0);
+	assert_true(mfs_alloc_pop_dirty(a, &s, &e));
+	assert_int_equal(s, 2);
+	assert_int_equal(e, 1000);
+	assert_false(mfs_alloc_pop_dirty(a, &s, &e));
+
+	assert_int_equal(mfs_alloc_mark_dirty(a, 1000, 2000), 0);
+	assert_int_equal(mfs_alloc_mark_dirty(a, 50, 50), 0);
+	assert_false(mfs_alloc_pop_dirty(a, &s, &e));
+
+	expect_alloc(a, 100, 10, 10, 100, 10);
+	assert_int_equal(mfs_alloc_mark_dirty(a, 105, 130), 0);
+	assert_true(mfs_alloc_pop_dirty(a, &s, &e));
+	assert_int_equal(s, 100);
+	assert_int_equal(e, 130);
+	assert_int_equal(mfs_alloc_free_blocks(a), before - 10);
+	mfs_alloc_destroy(a);
+}
+
 static void test_grow(void **state)
 {
 	struct mfs_alloc *a = mk(1, 100, false);
@@ -1086,6 +1118,7 @@ int main(void)
 		cmocka_unit_test(test_walk),
 		cmocka_unit_test(test_walk_mutating),
 		cmocka_unit_test(test_dirty),
+		cmocka_unit_test(test_mark_dirty),
 		cmocka_unit_test(test_grow),
 		cmocka_unit_test(test_reset),
 		cmocka_unit_test(test_reserve),

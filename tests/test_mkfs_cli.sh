@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# test_mkfs_cli.sh MKFS — the mkfs.mmapfs command line, end to end.
+# test_mkfs_cli.sh MKFS [FSCK] — the mkfs.mmapfs command line, end to end.
 #
 # Every refusal must exit with the documented status (1: cannot be done,
 # 2: command line wrong), print exactly one line on stderr starting with
@@ -14,6 +14,7 @@
 set -u
 
 MKFS=$(realpath "$1")
+FSCK=${2:+$(realpath "$2")}
 export PATH="$PATH:/usr/sbin:/sbin"
 T=$(mktemp -d "${TMPDIR:-/tmp}/mkfs_cli.XXXXXX") || exit 1
 MOUNTS=()
@@ -227,6 +228,28 @@ succeed "version" -V
 grep -q "^mkfs.mmapfs " "$T/out" || fail "no version line"
 succeed "help" --help
 grep -q "^Usage: mkfs.mmapfs" "$T/out" || fail "no usage text"
+
+# A 1 TiB image is sparse and quick: well under 10 MiB of host disk.
+succeed "1 TiB sparse image" -q -s 1T "$T/big.img"
+[ "$(stat -c %s "$T/big.img")" = $((1 << 40)) ] || fail "1 TiB image has the wrong size"
+used=$(( $(stat -c %b "$T/big.img") * $(stat -c %B "$T/big.img") ))
+[ "$used" -lt $((10 << 20)) ] || fail "1 TiB image uses $used bytes of host disk"
+if [ -n "$FSCK" ]; then
+	"$FSCK" -fn "$T/big.img" > "$T/out" 2>&1 || fail "fsck of the 1 TiB image: $(cat "$T/out")"
+fi
+
+# -d: a tree copied in; a missing or non-directory -d is a usage error that
+# writes nothing.
+mkdir -p "$T/tree/sub" && echo hello > "$T/tree/sub/f" && ln -s sub/f "$T/tree/l"
+succeed "populate from a directory" -q -s 16M -d "$T/tree" "$T/pop.img"
+if [ -n "$FSCK" ]; then
+	"$FSCK" -fn "$T/pop.img" > "$T/out" 2>&1 || fail "fsck after -d: $(cat "$T/out")"
+	grep -q " 5 files" "$T/out" || fail "fsck after -d: expected 5 files (root, lost+found, sub, f, l): $(cat "$T/out")"
+fi
+refuse "-d missing directory" 2 "No such file or directory" "$T/pop2.img" -- \
+	-s 16M -d "$T/none" "$T/pop2.img"
+refuse "-d on a file" 2 "not a directory" "$T/pop2.img" -- \
+	-s 16M -d "$T/tree/sub/f" "$T/pop2.img"
 
 echo "$CASES cases, $FAILS failures"
 [ "$FAILS" = 0 ]

@@ -524,7 +524,7 @@ static int op_write(struct worker *w, const char *p, char *desc, size_t n)
 {
 	int flags = O_WRONLY | (rnd(w, 2) ? O_CREAT : 0);
 	uint64_t off, len, tag = (uint64_t)w->id << 40 | w->opnum;
-	int fd, err;
+	int fd = -1, err;
 	ssize_t r;
 
 	pick_blocks(w, &off, &len);
@@ -551,7 +551,7 @@ static int op_read(struct worker *w, const char *p, char *desc, size_t n)
 	uint64_t off, len;
 	struct stat st;
 	char why[160];
-	int fd, err;
+	int fd = -1, err;
 	ssize_t r;
 
 	snprintf(desc, n, "read(%s)", p);
@@ -613,7 +613,7 @@ static int op_mmapwrite(struct worker *w, const char *p, char *desc, size_t n)
 {
 	uint64_t off, len, tag = (uint64_t)w->id << 40 | w->opnum;
 	struct stat st;
-	int fd, err;
+	int fd = -1, err;
 	uint8_t *map;
 
 	pick_blocks(w, &off, &len);
@@ -659,7 +659,7 @@ out:
 static int op_truncate(struct worker *w, const char *p, char *desc, size_t n)
 {
 	uint64_t size = rnd(w, opt.maxsize / BLK + 1) * BLK;
-	int fd, err;
+	int fd = -1, err;
 
 	snprintf(desc, n, "truncate(%s, 0x%" PRIx64 ")", p, size);
 	err = open_locked(p, O_WRONLY, LOCK_EX, &fd);
@@ -682,7 +682,7 @@ static int op_fallocate(struct worker *w, const char *p, char *desc, size_t n)
 	};
 	unsigned m = rnd(w, sizeof(modes) / sizeof(modes[0]));
 	uint64_t off, len;
-	int fd, err;
+	int fd = -1, err;
 
 	pick_blocks(w, &off, &len);
 	snprintf(desc, n, "fallocate(%s, %s, 0x%" PRIx64 ", 0x%" PRIx64 ")", p,

@@ -1,0 +1,897 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuse_ops.c — the libfuse low-level glue (layer 8).
+ *
+ * Each handler turns one request into one call of the core API (mmapfs.h)
+ * and exactly one reply. No filesystem logic lives here: the core checks
+ * names, types and limits and returns 0 or -errno; this file only flips the
+ * sign (and turns -EUCLEAN, corruption, into EIO).
+ *
+ * What the kernel is told, and why (see also docs/design.md, "FUSE"):
+ *
+ * - Node ids are inode numbers (root 1), with the inode's generation. Every
+ *   reply that hands the kernel an entry (lookup, create, mknod, mkdir,
+ *   symlink, link, readdirplus) took one lookup count in the core; forget
+ *   and forget_multi give them back. If the reply cannot be delivered (the
+ *   request was interrupted), the count is given back here.
+ * - Entry and attribute timeouts are a day, and misses are cached as
+ *   negative entries for as long: the daemon is the only writer, so
+ *   nothing changes behind the kernel's back.
+ * - Writeback cache: the kernel owns size and mtime and sends them as
+ *   setattr; it reads partial pages even on O_WRONLY files, so those are
+ *   opened read-write in the core; it positions O_APPEND writes itself.
+ *   Page-cache writes arrive with fi->writepage set and possibly another
+ *   opener's fh (or none), so nothing here depends on fh: it is always 0.
+ * - FUSE_CAP_HANDLE_KILLPRIV is switched off. With it on, the filesystem
+ *   must clear setuid/setgid on write, but with the writeback cache the
+ *   write that reaches us comes from the page cache with no caller
+ *   credentials, so we could not tell whether the writer had CAP_FSETID.
+ *   With it off, the kernel decides (as it does for ext4) and sends the
+ *   new mode as a setattr from the writer's context. (libfuse 3.14 sets
+ *   the flag in want by default but never passes it to the kernel, nor
+ *   FUSE_PARALLEL_DIROPS: libfuse issues #884 and #861, fixed in 3.16.
+ *   We ask for both as if it did.)
+ * - Never direct_io: it would make shared mmap fail with ENODEV. Files are
+ *   opened with keep_cache, since cached pages never go stale.
+ * - Reads reply with an iovec pointing into the image mapping
+ *   (fuse_reply_iov): no intermediate copy.
+ */
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>      /* RENAME_NOREPLACE, RENAME_EXCHANGE */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "fuse_ops.h"
+#include "log.h"
+#include "mmapfs/mmapfs.h"
+
+/* Entry/attribute validity, seconds: the daemon is the only writer. */
+#define TIMEOUT 86400.0
+/* Largest write the kernel may send: 1 MiB (256 pages). */
+#define MAX_WRITE (1u << 20)
+/* iovec slots kept on the stack for a read: enough for 1 MiB. */
+#define READ_IOV_STACK ((MAX_WRITE >> 12) + 2)
+
+static inline struct mfs_fuse *ctx_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* A core result (-errno) as a reply's positive errno. */
+static int errno_of(int rc)
+{
+	if (rc == -EUCLEAN)
+		return EIO;
+	if (rc >= 0 || rc < -4095)
+		return EIO;
+	return -rc;
+}
+
+static void reply_rc(fuse_req_t req, int rc)
+{
+	fuse_reply_err(req, rc == 0 ? 0 : errno_of(rc));
+}
+
+/*
+ * The caller's credentials. cap_fsetid is approximated by uid 0 (the
+ * daemon cannot see the caller's capability set); in_group is left true,
+ * because with default_permissions the kernel's setattr_prepare() has
+ * already dropped S_ISGID from a chmod by a caller outside the file's
+ * group, and the VFS strips it from new files (mode_strip_sgid).
+ */
+static struct mfs_cred cred_of(fuse_req_t req)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	struct mfs_cred cred = {
+		.uid = c->uid,
+		.gid = c->gid,
+		.cap_fsetid = c->uid == 0,
+		.in_group = true,
+	};
+	return cred;
+}
+
+/* After a change: under -o sync, commit before the reply goes out. */
+static int changed(struct mfs_fuse *d)
+{
+	return d->sync ? mfs_fs_sync(d->fs) : 0;
+}
+
+static void stat_of(const struct mfs_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_rdev = a->rdev;
+	st->st_size = (off_t)a->size;
+	st->st_blocks = (blkcnt_t)a->blocks;
+	st->st_blksize = 4096;
+	st->st_atim = a->atime;
+	st->st_mtim = a->mtime;
+	st->st_ctim = a->ctime;
+}
+
+static void entry_of(const struct mfs_attr *a, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = a->ino;
+	e->generation = a->generation;
+	stat_of(a, &e->attr);
+	e->attr_timeout = TIMEOUT;
+	e->entry_timeout = TIMEOUT;
+}
+
+/* Reply with an entry the core counted a lookup for; if the kernel never
+ * gets it, give the count back. */
+static void reply_entry(fuse_req_t req, const struct mfs_attr *a)
+{
+	struct fuse_entry_param e;
+
+	entry_of(a, &e);
+	if (fuse_reply_entry(req, &e) != 0)
+		mfs_forget(ctx_of(req)->fs, a->ino, 1);
+}
+
+/* Reply to a request that created an entry (rc from the core). */
+static void reply_new_entry(fuse_req_t req, int rc, const struct mfs_attr *a)
+{
+	struct mfs_fuse *d = ctx_of(req);
+
+	if (rc == 0) {
+		rc = changed(d);
+		if (rc) {
+			mfs_forget(d->fs, a->ino, 1);
+			reply_rc(req, rc);
+			return;
+		}
+		reply_entry(req, a);
+		return;
+	}
+	reply_rc(req, rc);
+}
+
+/* Reply to a request that changed something but returns no data. */
+static void reply_change(fuse_req_t req, int rc)
+{
+	if (rc == 0)
+		rc = changed(ctx_of(req));
+	reply_rc(req, rc);
+}
+
+/*
+ * Open flags as the core sees them. With the writeback cache the kernel
+ * reads partial pages of files opened write-only, and positions O_APPEND
+ * writes itself (at its own idea of the size, which is right: nobody else
+ * writes), so the core opens read-write and never appends.
+ */
+static int core_open_flags(const struct mfs_fuse *d, int flags)
+{
+	if (d->writeback) {
+		if ((flags & O_ACCMODE) == O_WRONLY)
+			flags = (flags & ~O_ACCMODE) | O_RDWR;
+		flags &= ~O_APPEND;
+	}
+	return flags;
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct mfs_fuse *d = userdata;
+	const unsigned want = FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_READDIRPLUS |
+		FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_PARALLEL_DIROPS |
+		FUSE_CAP_EXPORT_SUPPORT | FUSE_CAP_ATOMIC_O_TRUNC |
+		FUSE_CAP_ASYNC_READ | FUSE_CAP_CACHE_SYMLINKS;
+	unsigned limit;
+
+	conn->want |= want & conn->capable;
+	/* See the file header. */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	/*
+	 * READDIRPLUS_AUTO: the kernel starts a directory listing with
+	 * readdirplus and switches to plain readdir when the program does
+	 * not stat what it lists (ls vs. ls -l, find). Plain readdir is
+	 * cheaper for huge directories: no attributes, no lookup counts, no
+	 * kernel inode per entry.
+	 *
+	 * No AUTO_INVAL_DATA: cached pages are never stale (only writer),
+	 * and a timestamp mismatch must not throw them away.
+	 */
+	conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+	/* libfuse 3.14 sized its buffer for 1 MiB when the kernel offers
+	 * FUSE_MAX_PAGES, less otherwise, and set max_write to fit: only
+	 * ever lower it (libfuse derives max_pages from it), also after
+	 * -o max_write=N. */
+	limit = conn->max_write < MAX_WRITE ? conn->max_write : MAX_WRITE;
+	conn->max_write = limit;
+	if (d->conn_opts)
+		fuse_apply_conn_info_opts(d->conn_opts, conn);
+	if (conn->max_write > limit || conn->max_write == 0)
+		conn->max_write = limit;
+	conn->want &= conn->capable;
+	d->writeback = conn->want & FUSE_CAP_WRITEBACK_CACHE;
+	mfs_log(MFS_LOG_DEBUG, "init: protocol %u.%u, want 0x%x, max_write %u",
+		conn->proto_major, conn->proto_minor, conn->want,
+		conn->max_write);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct mfs_attr a;
+	int rc;
+
+	rc = mfs_lookup(ctx_of(req)->fs, parent, name, &a);
+	if (rc == -ENOENT) {
+		/* A negative entry the kernel may keep: only we create. */
+		struct fuse_entry_param e = { .ino = 0,
+					      .entry_timeout = TIMEOUT };
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc) {
+		reply_rc(req, rc);
+		return;
+	}
+	reply_entry(req, &a);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	mfs_forget(ctx_of(req)->fs, ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	struct mfs_fs *fs = ctx_of(req)->fs;
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		mfs_forget(fs, forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct mfs_attr a;
+	struct stat st;
+	int rc;
+
+	rc = mfs_getattr(ctx_of(req)->fs, ino, &a);
+	if (rc) {
+		reply_rc(req, rc);
+		return;
+	}
+	stat_of(&a, &st);
+	fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct mfs_fuse *d = ctx_of(req);
+	struct mfs_cred cred = cred_of(req);
+	struct mfs_attr in, out;
+	struct stat res;
+	unsigned set = 0;
+	int rc;
+
+	memset(&in, 0, sizeof(in));
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		set |= MFS_SET_MODE;
+		in.mode = st->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		set |= MFS_SET_UID;
+		in.uid = st->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		set |= MFS_SET_GID;
+		in.gid = st->st_gid;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		set |= MFS_SET_SIZE;
+		in.size = (uint64_t)st->st_size;
+	}
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+		set |= MFS_SET_ATIME_NOW;
+	} else if (to_set & FUSE_SET_ATTR_ATIME) {
+		set |= MFS_SET_ATIME;
+		in.atime = st->st_atim;
+	}
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		set |= MFS_SET_MTIME_NOW;
+	} else if (to_set & FUSE_SET_ATTR_MTIME) {
+		set |= MFS_SET_MTIME;
+		in.mtime = st->st_mtim;
+	}
+	if (to_set & FUSE_SET_ATTR_CTIME) {
+		set |= MFS_SET_CTIME;
+		in.ctime = st->st_ctim;
+	}
+#ifdef FUSE_SET_ATTR_KILL_PRIV
+	/* Only sent with handle_killpriv_v2, which we do not ask for; if a
+	 * later libfuse passes it on anyway, honour it. */
+	if (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID |
+		      FUSE_SET_ATTR_KILL_PRIV))
+		set |= MFS_SET_KILL_PRIV;
+#endif
+	rc = mfs_setattr(d->fs, &cred, ino, &in, set, &out);
+	if (rc == 0)
+		rc = changed(d);
+	if (rc) {
+		reply_rc(req, rc);
+		return;
+	}
+	stat_of(&out, &res);
+	fuse_reply_attr(req, &res, TIMEOUT);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[MFS_SYMLINK_MAX + 1];
+	size_t len = 0;
+	int rc;
+
+	rc = mfs_readlink(ctx_of(req)->fs, ino, buf, MFS_SYMLINK_MAX, &len);
+	if (rc) {
+		reply_rc(req, rc);
+		return;
+	}
+	if (len > MFS_SYMLINK_MAX)
+		len = MFS_SYMLINK_MAX;
+	buf[len] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct mfs_cred cred = cred_of(req);
+	struct mfs_attr a;
+	int rc;
+
+	rc = mfs_mknod(ctx_of(req)->fs, &cred, parent, name, mode, rdev, &a);
+	reply_new_entry(req, rc, &a);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct mfs_cred cred = cred_of(req);
+	struct mfs_attr a;
+	int rc;
+
+	rc = mfs_mkdir(ctx_of(req)->fs, &cred, parent, name, mode, &a);
+	reply_new_entry(req, rc, &a);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	struct mfs_cred cred = cred_of(req);
+	struct mfs_attr a;
+	int rc;
+
+	rc = mfs_symlink(ctx_of(req)->fs, &cred, parent, name, link, &a);
+	reply_new_entry(req, rc, &a);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	struct mfs_attr a;
+	int rc;
+
+	rc = mfs_link(ctx_of(req)->fs, ino, newparent, newname, &a);
+	reply_new_entry(req, rc, &a);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	reply_change(req, mfs_unlink(ctx_of(req)->fs, parent, name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	reply_change(req, mfs_rmdir(ctx_of(req)->fs, parent, name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	unsigned mflags = 0;
+
+	if (flags & RENAME_NOREPLACE)
+		mflags |= MFS_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		mflags |= MFS_RENAME_EXCHANGE;
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		/* RENAME_WHITEOUT: overlayfs only; ext4 has it, we do not. */
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	reply_change(req, mfs_rename(ctx_of(req)->fs, parent, name, newparent,
+				     newname, mflags));
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct mfs_fuse *d = ctx_of(req);
+	struct mfs_cred cred = cred_of(req);
+	int rc;
+
+	rc = mfs_open(d->fs, &cred, ino, core_open_flags(d, fi->flags));
+	if (rc) {
+		reply_rc(req, rc);
+		return;
+	}
+	if (fi->flags & O_TRUNC) {
+		rc = changed(d);
+		if (rc) {
+			mfs_release(d->fs, ino);
+			reply_rc(req, rc);
+			return;
+		}
+	}
+	fi->fh = 0;
+	fi->keep_cache = 1;
+	fi->direct_io = 0;
+	if (fuse_reply_open(req, fi) != 0)
+		mfs_release(d->fs, ino);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct mfs_fuse *d = ctx_of(req);
+	struct mfs_cred cred = cred_of(req);
+	struct fuse_entry_param e;
+	struct mfs_attr a;
+	int rc;
+
+	rc = mfs_create(d->fs, &cred, parent, name, mode,
+			core_open_flags(d, fi->flags), &a);
+	if (rc == 0) {
+		rc = changed(d);
+		if (rc) {
+			mfs_release(d->fs, a.ino);
+			mfs_forget(d->fs, a.ino, 1);
+		}
+	}
+	if (rc) {
+		reply_rc(req, rc);
+		return;
+	}
+	entry_of(&a, &e);
+	fi->fh = 0;
+	fi->keep_cache = 1;
+	fi->direct_io = 0;
+	if (fuse_reply_create(req, &e, fi) != 0) {
+		mfs_release(d->fs, a.ino);
+		mfs_forget(d->fs, a.ino, 1);
+	}
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct iovec stack_iov[READ_IOV_STACK];
+	struct iovec *iov = stack_iov;
+	unsigned iovmax = (unsigned)(size >> 12) + 2;
+	unsigned cnt = 0;
+	size_t bytes = 0;
+	int rc;
+
+	if (iovmax > READ_IOV_STACK) {
+		iov = calloc(iovmax, sizeof(*iov));
+		if (!iov) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+	}
+	rc = mfs_read(ctx_of(req)->fs, ino, (uint64_t)off, size, iov, iovmax,
+		      &cnt, &bytes);
+	if (rc)
+		reply_rc(req, rc);
+	else
+		fuse_reply_iov(req, iov, (int)cnt);
+	if (iov != stack_iov)
+		free(iov);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct mfs_fuse *d = ctx_of(req);
+	struct mfs_cred cred = cred_of(req);
+	unsigned flags = 0;
+	size_t written = 0;
+	int rc;
+
+	/* Without the writeback cache the core must append itself; with
+	 * it, the kernel already put the offset at the end. */
+	if (!d->writeback && !fi->writepage && (fi->flags & O_APPEND))
+		flags |= MFS_WRITE_APPEND;
+	rc = mfs_write(d->fs, &cred, ino, (uint64_t)off, buf, size, flags,
+		       &written);
+	if (written > 0) {
+		int src = changed(d);
+
+		if (src)
+			rc = src;
+		else
+			rc = 0;
+	}
+	if (rc) {
+		reply_rc(req, rc);
+		return;
+	}
+	fuse_reply_write(req, written);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	/* close(2) commits nothing on ext4 either; the kernel has written
+	 * the file's dirty pages back before sending this. */
+	fuse_reply_err(req, 0);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	reply_rc(req, mfs_release(ctx_of(req)->fs, ino));
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	reply_rc(req, mfs_fsync(ctx_of(req)->fs, ino, datasync != 0));
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	int rc;
+
+	rc = mfs_opendir(ctx_of(req)->fs, ino);
+	if (rc) {
+		reply_rc(req, rc);
+		return;
+	}
+	fi->fh = 0;
+	fuse_reply_open(req, fi);
+}
+
+/* One readdir(plus) reply being filled by the core's mfs_readdir. */
+struct dirbuf {
+	fuse_req_t req;
+	bool plus;
+	char *buf;
+	size_t size, len;
+	/* Nodes the core counted a lookup for (plus), given back if the
+	 * reply cannot be delivered. */
+	uint64_t *taken;
+	size_t ntaken, cap;
+};
+
+static bool is_dot_or_dotdot(const char *name, size_t len)
+{
+	return (len == 1 && name[0] == '.') ||
+	       (len == 2 && name[0] == '.' && name[1] == '.');
+}
+
+static int dir_fill(void *ctx, const char *name, size_t namelen,
+		    const struct mfs_attr *attr, uint64_t next_off)
+{
+	struct dirbuf *db = ctx;
+	char nm[MFS_NAME_LEN + 1];
+	size_t need;
+
+	if (namelen > MFS_NAME_LEN)
+		namelen = MFS_NAME_LEN; /* the core checked; never happens */
+	memcpy(nm, name, namelen);
+	nm[namelen] = '\0';
+	if (!db->plus) {
+		struct stat st;
+
+		memset(&st, 0, sizeof(st));
+		st.st_ino = attr->ino;
+		st.st_mode = attr->mode & S_IFMT;
+		need = fuse_add_direntry(db->req, db->buf + db->len,
+					 db->size - db->len, nm, &st,
+					 (off_t)next_off);
+	} else {
+		struct fuse_entry_param e;
+		bool dot = is_dot_or_dotdot(nm, namelen);
+
+		if (!dot && db->ntaken == db->cap) {
+			size_t ncap = db->cap ? db->cap * 2 : 64;
+			uint64_t *t = realloc(db->taken, ncap * sizeof(*t));
+
+			if (!t)
+				return 1; /* not taken: offered again */
+			db->taken = t;
+			db->cap = ncap;
+		}
+		entry_of(attr, &e);
+		if (dot) {
+			/* No lookup count for "." and "..": the kernel
+			 * ignores their entry (node id 0), uses the ino. */
+			e.ino = 0;
+			e.generation = 0;
+			e.attr_timeout = 0;
+			e.entry_timeout = 0;
+		}
+		need = fuse_add_direntry_plus(db->req, db->buf + db->len,
+					      db->size - db->len, nm, &e,
+					      (off_t)next_off);
+		if (need <= db->size - db->len && !dot)
+			db->taken[db->ntaken++] = attr->ino;
+	}
+	if (need > db->size - db->len)
+		return 1;
+	db->len += need;
+	return 0;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, bool plus)
+{
+	struct mfs_fuse *d = ctx_of(req);
+	struct dirbuf db = { .req = req, .plus = plus, .size = size };
+	size_t i;
+	int rc;
+
+	db.buf = malloc(size ? size : 1);
+	if (!db.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = mfs_readdir(d->fs, ino, (uint64_t)off, plus, dir_fill, &db);
+	if (rc && db.len == 0) {
+		reply_rc(req, rc);
+	} else if (fuse_reply_buf(req, db.buf, db.len) != 0) {
+		/* What was filled before an error is still a valid answer;
+		 * an undelivered one takes no lookup counts. */
+		for (i = 0; i < db.ntaken; i++)
+			mfs_forget(d->fs, db.taken[i], 1);
+	}
+	free(db.taken);
+	free(db.buf);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	reply_rc(req, mfs_fsync(ctx_of(req)->fs, ino, datasync != 0));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct mfs_statfs s;
+	struct statvfs sv;
+	int rc;
+
+	rc = mfs_statfs(ctx_of(req)->fs, &s);
+	if (rc) {
+		reply_rc(req, rc);
+		return;
+	}
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = s.bsize;
+	sv.f_frsize = s.bsize;
+	sv.f_blocks = s.blocks;
+	sv.f_bfree = s.bfree;
+	sv.f_bavail = s.bavail;
+	sv.f_files = s.files;
+	sv.f_ffree = s.ffree;
+	sv.f_favail = s.ffree;
+	sv.f_namemax = s.namemax;
+	fuse_reply_statfs(req, &sv);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	reply_change(req, mfs_setxattr(ctx_of(req)->fs, ino, name, value,
+				       size, flags));
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct mfs_fs *fs = ctx_of(req)->fs;
+	size_t len = 0;
+	char *buf;
+	int rc;
+
+	if (size == 0) {
+		rc = mfs_getxattr(fs, ino, name, NULL, 0, &len);
+		if (rc)
+			reply_rc(req, rc);
+		else
+			fuse_reply_xattr(req, len);
+		return;
+	}
+	if (size > MFS_XATTR_SIZE_MAX)
+		size = MFS_XATTR_SIZE_MAX;
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = mfs_getxattr(fs, ino, name, buf, size, &len);
+	if (rc)
+		reply_rc(req, rc);
+	else
+		fuse_reply_buf(req, buf, len);
+	free(buf);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct mfs_fs *fs = ctx_of(req)->fs;
+	size_t len = 0;
+	char *buf;
+	int rc;
+
+	if (size == 0) {
+		rc = mfs_listxattr(fs, ino, NULL, 0, &len);
+		if (rc)
+			reply_rc(req, rc);
+		else
+			fuse_reply_xattr(req, len);
+		return;
+	}
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = mfs_listxattr(fs, ino, buf, size, &len);
+	if (rc)
+		reply_rc(req, rc);
+	else
+		fuse_reply_buf(req, buf, len);
+	free(buf);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	reply_change(req, mfs_removexattr(ctx_of(req)->fs, ino, name));
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			 off_t offset, off_t length, struct fuse_file_info *fi)
+{
+	if (offset < 0 || length <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	reply_change(req, mfs_fallocate(ctx_of(req)->fs, ino, mode,
+					(uint64_t)offset, (uint64_t)length));
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	uint64_t res = 0;
+	int rc;
+
+	if (off < 0) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	rc = mfs_lseek(ctx_of(req)->fs, ino, (uint64_t)off, whence, &res);
+	if (rc)
+		reply_rc(req, rc);
+	else
+		fuse_reply_lseek(req, (off_t)res);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in,
+			       off_t off_in, struct fuse_file_info *fi_in,
+			       fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len,
+			       int flags)
+{
+	struct mfs_fuse *d = ctx_of(req);
+	size_t copied = 0;
+	int rc;
+
+	if (flags != 0 || off_in < 0 || off_out < 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	rc = mfs_copy_file_range(d->fs, ino_in, (uint64_t)off_in, ino_out,
+				 (uint64_t)off_out, len, &copied);
+	if (copied > 0) {
+		int src = changed(d);
+
+		rc = src;
+	}
+	if (rc) {
+		reply_rc(req, rc);
+		return;
+	}
+	fuse_reply_write(req, copied);
+}
+
+/* No ioctls (FS_IOC_GETFLAGS and the like): test tools probe for ENOTTY. */
+static void op_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd,
+		     void *arg, struct fuse_file_info *fi, unsigned flags,
+		     const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	fuse_reply_err(req, ENOTTY);
+}
+
+const struct fuse_lowlevel_ops mfs_fuse_ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readlink = op_readlink,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.symlink = op_symlink,
+	.link = op_link,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.rename = op_rename,
+	.open = op_open,
+	.create = op_create,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.readdirplus = op_readdirplus,
+	.releasedir = op_releasedir,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.copy_file_range = op_copy_file_range,
+	.ioctl = op_ioctl,
+};

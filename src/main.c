@@ -1,0 +1,868 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c — mmapfs, the FUSE daemon: mount an mmapfs image.
+ *
+ * Layer: program. Parses the command line, opens the image with the core
+ * (mfs_fs_open), mounts it through libfuse with the glue in fuse_ops.c,
+ * runs the session loop and a commit timer, and closes the image cleanly
+ * (commit, mark clean) on unmount, SIGTERM, SIGINT or SIGHUP.
+ *
+ *   mmapfs [-f] [-d] [-s] [-o OPTION[,OPTION...]] IMAGE MOUNTPOINT
+ *
+ * Works through mount(8): `mount -t fuse.mmapfs IMAGE DIR` and fstab lines
+ * run mount.fuse3, which runs `mmapfs IMAGE DIR -o OPTIONS`.
+ *
+ * Rule: every startup error — a bad option, a missing mount point, an image
+ * that does not exist, is not mmapfs, is damaged or is already mounted — is
+ * found before the mount and before detaching, and is one line on stderr,
+ * "mmapfs: WHAT: WHY", with a non-zero exit status. The mount point is
+ * checked before the image is opened, so a wrong argument writes nothing.
+ *
+ * Exit status: 0 unmounted cleanly; 1 could not mount, or the image could
+ * not be closed cleanly; 2 the command line is wrong.
+ *
+ * Threads: libfuse's workers; a commit timer (mfs_fs_sync every commit=
+ * seconds); a signal thread that turns SIGTERM/SIGINT/SIGHUP into an
+ * unmount. All are started after fuse_daemonize(), whose fork() would lose
+ * them. SIGBUS (the image file was truncated under us, or its disk failed)
+ * is fatal: one log line, exit status 1.
+ */
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "fuse_ops.h"
+#include "log.h"
+#include "mmapfs/mmapfs.h"
+
+#ifndef MMAPFS_VERSION
+#define MMAPFS_VERSION "unknown"
+#endif
+
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+#define COMMIT_DEFAULT 5u
+/* A year: longer intervals are surely typos. */
+#define COMMIT_MAX (366u * 86400u)
+
+extern char **environ;
+
+struct options {
+	char *image;            /* malloc'd */
+	char *mountpoint;       /* malloc'd */
+	unsigned commit;        /* seconds; 0: only on fsync and unmount */
+	bool foreground, debug, single, help, version;
+	bool ro, sync;
+	bool have_fsname, have_subtype;
+	bool bad;               /* an error was printed */
+};
+
+enum {
+	KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE,
+	KEY_COMMIT, KEY_RO, KEY_RW, KEY_SYNC, KEY_ASYNC, KEY_FSNAME,
+	KEY_SUBTYPE, KEY_DROP,
+};
+
+static const struct fuse_opt opt_spec[] = {
+	FUSE_OPT_KEY("-h", KEY_HELP),
+	FUSE_OPT_KEY("--help", KEY_HELP),
+	FUSE_OPT_KEY("-V", KEY_VERSION),
+	FUSE_OPT_KEY("--version", KEY_VERSION),
+	FUSE_OPT_KEY("-f", KEY_FOREGROUND),
+	FUSE_OPT_KEY("-d", KEY_DEBUG),
+	FUSE_OPT_KEY("debug", KEY_DEBUG),
+	FUSE_OPT_KEY("-s", KEY_SINGLE),
+	FUSE_OPT_KEY("commit=", KEY_COMMIT),
+	FUSE_OPT_KEY("ro", KEY_RO),
+	FUSE_OPT_KEY("-r", KEY_RO),
+	FUSE_OPT_KEY("rw", KEY_RW),
+	FUSE_OPT_KEY("-w", KEY_RW),
+	FUSE_OPT_KEY("sync", KEY_SYNC),
+	FUSE_OPT_KEY("async", KEY_ASYNC),
+	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
+	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
+	/* Always on; accepted for fstab lines that say it. */
+	FUSE_OPT_KEY("default_permissions", KEY_DROP),
+	/* fstab and mount(8) words that mean nothing to the daemon. */
+	FUSE_OPT_KEY("defaults", KEY_DROP),
+	FUSE_OPT_KEY("auto", KEY_DROP),
+	FUSE_OPT_KEY("noauto", KEY_DROP),
+	FUSE_OPT_KEY("nofail", KEY_DROP),
+	FUSE_OPT_KEY("_netdev", KEY_DROP),
+	FUSE_OPT_KEY("user", KEY_DROP),
+	FUSE_OPT_KEY("nouser", KEY_DROP),
+	FUSE_OPT_KEY("users", KEY_DROP),
+	FUSE_OPT_KEY("owner", KEY_DROP),
+	FUSE_OPT_KEY("group", KEY_DROP),
+	FUSE_OPT_KEY("comment=", KEY_DROP),
+	/* libfuse 2's; FUSE 3 always mounts over non-empty directories. */
+	FUSE_OPT_KEY("nonempty", KEY_DROP),
+	FUSE_OPT_END
+};
+
+/* Options libfuse itself takes (lib/mount.c, fuse_session_new), passed on
+ * unchanged. "name=" matches any value. Anything else is refused here, so
+ * that the error is ours and clear. */
+static const char *const libfuse_opts[] = {
+	"allow_other", "allow_root", "auto_unmount", "max_read=",
+	"context=", "fscontext=", "defcontext=", "rootcontext=",
+	"suid", "nosuid", "dev", "nodev", "exec", "noexec", "dirsync",
+	"atime", "noatime", "diratime", "nodiratime", "lazytime",
+	"nolazytime", "relatime", "norelatime", "strictatime",
+	"nostrictatime", NULL
+};
+
+static bool is_libfuse_opt(const char *arg)
+{
+	const char *const *o;
+
+	for (o = libfuse_opts; *o; o++) {
+		size_t n = strlen(*o);
+
+		if ((*o)[n - 1] == '=' ? strncmp(arg, *o, n) == 0
+				       : strcmp(arg, *o) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"Usage: mmapfs [OPTIONS] IMAGE MOUNTPOINT\n"
+"Mount the mmapfs file system in the image file IMAGE on MOUNTPOINT.\n"
+"\n"
+"  -f                 stay in the foreground, log to stderr\n"
+"  -d                 debug: log every FUSE request (implies -f)\n"
+"  -s                 serve requests in one thread\n"
+"  -o OPTION[,...]    mount options:\n"
+"       ro, rw          mount read-only / read-write (default)\n"
+"       commit=SECONDS  commit changes every SECONDS (default %u; 0: only\n"
+"                       on fsync, sync and unmount)\n"
+"       sync            commit every change before it returns\n"
+"       allow_other     let other users access the mount\n"
+"       fsname=NAME     source shown in /proc/mounts (default: IMAGE)\n"
+"       and libfuse's: allow_root, auto_unmount, max_read=N, max_write=N,\n"
+"       nosuid/suid, nodev/dev, noexec/exec, noatime, ..., subtype=NAME\n"
+"       (default_permissions is always on)\n"
+"  -V, --version      print the version and exit\n"
+"  -h, --help         print this help and exit\n"
+"\n"
+"Also: mount -t fuse.mmapfs IMAGE MOUNTPOINT [-o OPTIONS], or an fstab line\n"
+"  IMAGE MOUNTPOINT fuse.mmapfs OPTIONS 0 0\n"
+"Unmount with umount MOUNTPOINT or fusermount3 -u MOUNTPOINT.\n"
+"\n"
+"Exit status: 0 success, 1 failure, 2 command line error.\n",
+		COMMIT_DEFAULT);
+}
+
+static int parse_commit(const char *val, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (*val < '0' || *val > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(val, &end, 10);
+	if (errno || *end || v > COMMIT_MAX)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct options *o = data;
+
+	switch (key) {
+	case FUSE_OPT_KEY_NONOPT:
+		/* arg does not outlive the call */
+		if (!o->image) {
+			o->image = strdup(arg);
+			return o->image ? 0 : -1;
+		} else if (!o->mountpoint) {
+			o->mountpoint = strdup(arg);
+			return o->mountpoint ? 0 : -1;
+		} else {
+			fprintf(stderr, "mmapfs: %s: unexpected argument "
+				"(try 'mmapfs --help')\n", arg);
+			o->bad = true;
+			return -1;
+		}
+		return 0;
+	case KEY_HELP:
+		o->help = true;
+		return 0;
+	case KEY_VERSION:
+		o->version = true;
+		return 0;
+	case KEY_FOREGROUND:
+		o->foreground = true;
+		return 0;
+	case KEY_DEBUG:
+		o->debug = o->foreground = true;
+		return 0;
+	case KEY_SINGLE:
+		o->single = true;
+		return 0;
+	case KEY_COMMIT:
+		if (parse_commit(arg + strlen("commit="), &o->commit)) {
+			fprintf(stderr, "mmapfs: -o %s: not a number of "
+				"seconds from 0 to %u\n", arg, COMMIT_MAX);
+			o->bad = true;
+			return -1;
+		}
+		return 0;
+	case KEY_RO:
+		o->ro = true;
+		return fuse_opt_add_arg(outargs, "-oro") ? -1 : 0;
+	case KEY_RW:
+		o->ro = false;
+		return fuse_opt_add_arg(outargs, "-orw") ? -1 : 0;
+	case KEY_SYNC:
+		/* Ours (commit per change) and the kernel's (MS_SYNCHRONOUS:
+		 * each write(2) is followed by an fsync). */
+		o->sync = true;
+		return 1;
+	case KEY_ASYNC:
+		o->sync = false;
+		return 1;
+	case KEY_FSNAME:
+		o->have_fsname = true;
+		return 1;
+	case KEY_SUBTYPE:
+		o->have_subtype = true;
+		return 1;
+	case KEY_DROP:
+		return 0;
+	case FUSE_OPT_KEY_OPT:
+		if (arg[0] != '-' && is_libfuse_opt(arg))
+			return 1;
+		if (strncmp(arg, "x-", 2) == 0) /* fstab hints (x-systemd.*) */
+			return 0;
+		if (arg[0] == '-')
+			fprintf(stderr, "mmapfs: %s: unknown option "
+				"(try 'mmapfs --help')\n", arg);
+		else
+			fprintf(stderr, "mmapfs: -o %s: unknown mount option "
+				"(try 'mmapfs --help')\n", arg);
+		o->bad = true;
+		return -1;
+	}
+	return 1;
+}
+
+/* ---- logging ---------------------------------------------------------- */
+
+static const int syslog_prio[] = {
+	[MFS_LOG_ERR] = LOG_ERR, [MFS_LOG_WARNING] = LOG_WARNING,
+	[MFS_LOG_NOTICE] = LOG_NOTICE, [MFS_LOG_INFO] = LOG_INFO,
+	[MFS_LOG_DEBUG] = LOG_DEBUG,
+};
+
+static void syslog_sink(int level, const char *msg)
+{
+	int prio = level >= MFS_LOG_ERR && level <= MFS_LOG_DEBUG
+		? syslog_prio[level] : LOG_ERR;
+
+	syslog(prio, "%s", msg);
+}
+
+static void fuse_syslog(enum fuse_log_level level, const char *fmt,
+			va_list ap)
+{
+	vsyslog((int)level, fmt, ap);
+}
+
+/* While the session is set up, libfuse's first error is kept, so that a
+ * failure is reported as one line of ours. */
+static char fuse_first_err[512];
+
+static void fuse_hold(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	char msg[sizeof(fuse_first_err)];
+	size_t n;
+
+	if (level > FUSE_LOG_ERR) {
+		vfprintf(stderr, fmt, ap);
+		return;
+	}
+	if (fuse_first_err[0])
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	snprintf(fuse_first_err, sizeof(fuse_first_err), "%s",
+		 strncmp(msg, "fuse: ", 6) == 0 ? msg + 6 : msg);
+}
+
+/*
+ * While the image is opened, the core's messages are held back: on
+ * failure the first error becomes the one line we print; on success they
+ * are passed on to the real sink.
+ */
+#define HELD_MAX 8
+static struct { int level; char msg[512]; } held[HELD_MAX];
+static unsigned held_count;
+
+static void hold_sink(int level, const char *msg)
+{
+	if (held_count == HELD_MAX)
+		return;
+	held[held_count].level = level;
+	snprintf(held[held_count].msg, sizeof(held[0].msg), "%s", msg);
+	held_count++;
+}
+
+static const char *held_error(void)
+{
+	unsigned i;
+
+	for (i = 0; i < held_count; i++)
+		if (held[i].level <= MFS_LOG_ERR)
+			return held[i].msg;
+	return NULL;
+}
+
+static void release_held(void)
+{
+	unsigned i;
+
+	for (i = 0; i < held_count; i++)
+		mfs_log(held[i].level, "%s", held[i].msg);
+	held_count = 0;
+}
+
+/* ---- SIGBUS ----------------------------------------------------------- */
+
+/*
+ * A SIGBUS in the daemon means an access to the image mapping past the end
+ * of the file: someone truncated the image (the flock is only advisory) or
+ * the host disk failed. Nothing can be trusted after that; the handler
+ * writes one line to stderr and, once detached, to syslog over a socket
+ * opened in advance (syslog(3) is not async-signal-safe), then exits.
+ */
+static int sigbus_log_fd = -1;
+static const char *sigbus_image = "";
+
+static size_t put_str(char *p, size_t at, size_t cap, const char *s)
+{
+	while (*s && at < cap)
+		p[at++] = *s++;
+	return at;
+}
+
+static size_t put_hex(char *p, size_t at, size_t cap, uintptr_t v)
+{
+	char tmp[2 + 2 * sizeof(v)];
+	int n = 0;
+
+	do {
+		tmp[n++] = "0123456789abcdef"[v & 15];
+		v >>= 4;
+	} while (v);
+	at = put_str(p, at, cap, "0x");
+	while (n > 0 && at < cap)
+		p[at++] = tmp[--n];
+	return at;
+}
+
+static size_t put_dec(char *p, size_t at, size_t cap, unsigned long v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n > 0 && at < cap)
+		p[at++] = tmp[--n];
+	return at;
+}
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	char msg[PATH_MAX + 256];
+	const size_t cap = sizeof(msg) - 1;
+	size_t n, line;
+
+	/* <LOG_DAEMON | LOG_CRIT>mmapfs[PID]: IMAGE: ... */
+	n = put_str(msg, 0, cap, "<26>mmapfs[");
+	n = put_dec(msg, n, cap, (unsigned long)getpid());
+	n = put_str(msg, n, cap, "]: ");
+	line = n;
+	n = put_str(msg, n, cap, sigbus_image);
+	n = put_str(msg, n, cap, ": SIGBUS at ");
+	n = put_hex(msg, n, cap, (uintptr_t)si->si_addr);
+	n = put_str(msg, n, cap, " reading the image mapping: the image file "
+		    "was truncated by another process or its disk failed; "
+		    "exiting");
+	if (sigbus_log_fd >= 0)
+		(void)!send(sigbus_log_fd, msg, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	msg[n++] = '\n';
+	(void)!write(STDERR_FILENO, "mmapfs: ", 8);
+	(void)!write(STDERR_FILENO, msg + line, n - line);
+	_exit(EXIT_FAIL);
+}
+
+static void install_sigbus(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_sigbus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
+/* A datagram socket to syslogd for the SIGBUS handler; -1 if none. */
+static int open_syslog_socket(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd;
+
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", _PATH_LOG);
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* ---- the commit timer ------------------------------------------------- */
+
+struct timer {
+	struct mfs_fs *fs;
+	unsigned seconds;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+	pthread_t thread;
+	bool running;
+};
+
+static void *timer_main(void *arg)
+{
+	struct timer *t = arg;
+	struct timespec at;
+	bool reported = false;
+	int rc;
+
+	pthread_mutex_lock(&t->lock);
+	while (!t->stop) {
+		clock_gettime(CLOCK_MONOTONIC, &at);
+		at.tv_sec += t->seconds;
+		while (!t->stop &&
+		       pthread_cond_timedwait(&t->cond, &t->lock, &at) == 0)
+			;
+		if (t->stop)
+			break;
+		pthread_mutex_unlock(&t->lock);
+		rc = mfs_fs_sync(t->fs);
+		if (rc && !reported) {
+			mfs_log(MFS_LOG_ERR, "periodic commit failed: %s",
+				strerror(-rc));
+			reported = true;
+		}
+		pthread_mutex_lock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+static int timer_start(struct timer *t, struct mfs_fs *fs, unsigned seconds)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	t->fs = fs;
+	t->seconds = seconds;
+	t->stop = false;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&t->thread, NULL, timer_main, t);
+	t->running = rc == 0;
+	return -rc;
+}
+
+static void timer_stop(struct timer *t)
+{
+	if (!t->running)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->stop = true;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->thread, NULL);
+	t->running = false;
+}
+
+/* ---- stopping on a signal --------------------------------------------- */
+
+/*
+ * SIGTERM, SIGINT and SIGHUP are blocked in every thread and taken by one
+ * thread with sigwait(). It unmounts the way umount(8) would, while the
+ * session loop still runs: the kernel first writes back every dirty page
+ * and the loop then ends by itself (the connection goes away). If that is
+ * refused (the mount is busy), it makes the kernel write back what it
+ * holds (syncfs), then ends the loop; the mount is then detached lazily.
+ */
+struct stopper {
+	struct fuse_session *se;
+	const char *mountpoint;
+	pthread_t main_thread;
+	pthread_t thread;
+	bool running;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool loop_done;
+	sigset_t set;
+};
+
+static void on_wake(int sig)
+{
+	/* Only interrupts the main thread's wait in the session loop. */
+}
+
+/* Unmount without MNT_DETACH: the kernel syncs first. 0 or -1. */
+static int graceful_unmount(const char *mnt)
+{
+	char *const argv[] = { "fusermount3", "-u", "-q", "--", (char *)mnt,
+			       NULL };
+	int status;
+	pid_t pid;
+
+	if (geteuid() == 0)
+		return umount2(mnt, UMOUNT_NOFOLLOW);
+	if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ))
+		return -1;
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static void *stopper_main(void *arg)
+{
+	struct stopper *s = arg;
+	struct timespec at;
+	int sig, fd;
+
+	for (;;) {
+		if (sigwait(&s->set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR2)     /* from main: the loop is over */
+			return NULL;
+		break;
+	}
+	mfs_log(MFS_LOG_NOTICE, "%s: unmounting on %s", s->mountpoint,
+		strsignal(sig));
+	if (graceful_unmount(s->mountpoint) == 0)
+		return NULL;
+	mfs_log(MFS_LOG_WARNING, "%s: busy (%s); syncing and detaching it",
+		s->mountpoint, strerror(errno));
+	fd = open(s->mountpoint, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		syncfs(fd);
+		close(fd);
+	}
+	fuse_session_exit(s->se);
+	/* The loop sleeps in read(2) or sem_wait(3): interrupt it until it
+	 * notices, since a signal sent just before it sleeps is lost. */
+	pthread_mutex_lock(&s->lock);
+	while (!s->loop_done) {
+		pthread_kill(s->main_thread, SIGUSR1);
+		clock_gettime(CLOCK_REALTIME, &at);
+		at.tv_nsec += 100 * 1000 * 1000;
+		if (at.tv_nsec >= 1000000000L) {
+			at.tv_sec++;
+			at.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->cond, &s->lock, &at);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* Block the stop signals in this thread (and every thread it creates from
+ * now on) and start the stopper. */
+static int stopper_start(struct stopper *s, struct fuse_session *se,
+			 const char *mountpoint)
+{
+	struct sigaction sa;
+	int rc;
+
+	s->se = se;
+	s->mountpoint = mountpoint;
+	s->main_thread = pthread_self();
+	s->loop_done = false;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_wake;        /* no SA_RESTART: interrupt */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGUSR1, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+
+	sigemptyset(&s->set);
+	sigaddset(&s->set, SIGTERM);
+	sigaddset(&s->set, SIGINT);
+	sigaddset(&s->set, SIGHUP);
+	sigaddset(&s->set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &s->set, NULL);
+	rc = pthread_create(&s->thread, NULL, stopper_main, s);
+	s->running = rc == 0;
+	return -rc;
+}
+
+static void stopper_stop(struct stopper *s)
+{
+	if (!s->running)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->loop_done = true;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	pthread_kill(s->thread, SIGUSR2);
+	pthread_join(s->thread, NULL);
+	s->running = false;
+}
+
+/* ---- startup ---------------------------------------------------------- */
+
+/* The core's reason why the image cannot be opened, as one line. */
+static void print_open_error(const char *image, int rc)
+{
+	const char *why = held_error();
+
+	if (why)
+		fprintf(stderr, "mmapfs: %s\n", why);
+	else if (rc == -EINVAL)
+		fprintf(stderr, "mmapfs: %s: not an mmapfs image\n", image);
+	else if (rc == -EUCLEAN)
+		fprintf(stderr, "mmapfs: %s: file system is damaged; run "
+			"fsck.mmapfs\n", image);
+	else
+		fprintf(stderr, "mmapfs: %s: %s\n", image, strerror(-rc));
+}
+
+/* Add "-o name=value" with value escaped for libfuse's option parser. */
+static int add_opt_escaped(struct fuse_args *args, const char *name,
+			   const char *value)
+{
+	char *s = NULL, *o;
+	int rc;
+
+	if (asprintf(&s, "%s=%s", name, value) < 0)
+		return -1;
+	o = NULL;
+	rc = fuse_opt_add_opt_escaped(&o, s);
+	free(s);
+	if (rc)
+		return -1;
+	rc = fuse_opt_add_arg(args, "-o") || fuse_opt_add_arg(args, o);
+	free(o);
+	return rc ? -1 : 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct options o = { .commit = COMMIT_DEFAULT };
+	struct mfs_fuse d = { 0 };
+	struct timer timer = { 0 };
+	struct stopper stopper = { 0 };
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *cfg;
+	char *mnt_abs = NULL, *img_abs = NULL;
+	struct stat st;
+	int status = EXIT_FAIL;
+	int rc;
+
+	mfs_log_set_progname("mmapfs");
+
+	/* Connection options (max_write=, no_writeback_cache, ...) first:
+	 * libfuse applies them in init; the rest are ours or mount options. */
+	d.conn_opts = fuse_parse_conn_info_opts(&args);
+	if (!d.conn_opts) {
+		fprintf(stderr, "mmapfs: invalid connection option "
+			"(try 'mmapfs --help')\n");
+		return EXIT_USAGE;
+	}
+	if (fuse_opt_parse(&args, &o, opt_spec, opt_proc) != 0) {
+		if (!o.bad)
+			fprintf(stderr, "mmapfs: invalid command line "
+				"(try 'mmapfs --help')\n");
+		status = EXIT_USAGE;
+		goto out_free_args;
+	}
+	if (o.help) {
+		usage(stdout);
+		status = 0;
+		goto out_free_args;
+	}
+	if (o.version) {
+		printf("mmapfs %s (libfuse %s)\n", MMAPFS_VERSION,
+		       fuse_pkgversion());
+		status = 0;
+		goto out_free_args;
+	}
+	if (!o.image || !o.mountpoint) {
+		fprintf(stderr, "mmapfs: missing %s (usage: mmapfs [OPTIONS] "
+			"IMAGE MOUNTPOINT)\n", o.image ? "MOUNTPOINT" : "IMAGE");
+		status = EXIT_USAGE;
+		goto out_free_args;
+	}
+	if (o.debug)
+		mfs_log_set_level(MFS_LOG_DEBUG);
+
+	/* The mount point first: a wrong one must not touch the image. */
+	mnt_abs = realpath(o.mountpoint, NULL);
+	if (!mnt_abs || stat(mnt_abs, &st) != 0) {
+		fprintf(stderr, "mmapfs: %s: cannot mount here: %s\n",
+			o.mountpoint, strerror(errno));
+		goto out_free_args;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "mmapfs: %s: cannot mount here: %s\n",
+			o.mountpoint, strerror(ENOTDIR));
+		goto out_free_args;
+	}
+	img_abs = realpath(o.image, NULL);
+	sigbus_image = img_abs ? img_abs : o.image;
+	install_sigbus();
+
+	mfs_log_set_sink(hold_sink);
+	rc = mfs_fs_open(o.image, o.ro ? MFS_FS_RDONLY : 0, &d.fs);
+	mfs_log_set_sink(NULL);
+	if (rc) {
+		print_open_error(o.image, rc);
+		held_count = 0;
+		goto out_free_args;
+	}
+	release_held();
+	d.sync = o.sync;
+
+	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||
+	    (!o.have_subtype && fuse_opt_add_arg(&args, "-osubtype=mmapfs")) ||
+	    (!o.have_fsname &&
+	     add_opt_escaped(&args, "fsname", img_abs ? img_abs : o.image)) ||
+	    (o.debug && fuse_opt_add_arg(&args, "-d"))) {
+		fprintf(stderr, "mmapfs: out of memory\n");
+		goto out_close;
+	}
+	fuse_set_log_func(fuse_hold);
+	se = fuse_session_new(&args, &mfs_fuse_ops, sizeof(mfs_fuse_ops), &d);
+	if (!se) {
+		fprintf(stderr, "mmapfs: %s: cannot start the FUSE session: "
+			"%s\n", o.image, fuse_first_err[0] ? fuse_first_err
+						   : "unknown error");
+		goto out_close;
+	}
+	if (fuse_session_mount(se, mnt_abs) != 0) {
+		fprintf(stderr, "mmapfs: %s: cannot mount: %s\n",
+			o.mountpoint, fuse_first_err[0] ? fuse_first_err
+							: "unknown error");
+		goto out_destroy;
+	}
+	fuse_set_log_func(NULL);
+	if (fuse_daemonize(o.foreground) != 0) {
+		fprintf(stderr, "mmapfs: cannot detach from the terminal\n");
+		goto out_unmount;
+	}
+	if (!o.foreground) {
+		openlog("mmapfs", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+		mfs_log_set_sink(syslog_sink);
+		fuse_set_log_func(fuse_syslog);
+		sigbus_log_fd = open_syslog_socket();
+	}
+	mfs_log(MFS_LOG_INFO, "%s: mounted %s on %s", sigbus_image,
+		o.ro ? "read-only" : "read-write", mnt_abs);
+
+	if (stopper_start(&stopper, se, mnt_abs) != 0) {
+		mfs_log(MFS_LOG_ERR, "cannot start the signal thread");
+		goto out_unmount;
+	}
+	if (!o.ro && o.commit > 0 && timer_start(&timer, d.fs, o.commit) != 0) {
+		mfs_log(MFS_LOG_ERR, "cannot start the commit thread");
+		goto out_stop;
+	}
+
+	if (o.single) {
+		rc = fuse_session_loop(se);
+	} else {
+		cfg = fuse_loop_cfg_create();
+		if (!cfg) {
+			mfs_log(MFS_LOG_ERR, "out of memory");
+			goto out_stop;
+		}
+		fuse_loop_cfg_set_clone_fd(cfg, 0);
+		rc = fuse_session_loop_mt(se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+	}
+	status = 0;
+	/* -EINTR: the loop was woken to see that it should stop. */
+	if (rc < 0 && rc != -EINTR) {
+		mfs_log(MFS_LOG_ERR, "session loop failed: %s", strerror(-rc));
+		status = EXIT_FAIL;
+	}
+
+out_stop:
+	timer_stop(&timer);
+	stopper_stop(&stopper);
+out_unmount:
+	fuse_session_unmount(se);
+out_destroy:
+	fuse_session_destroy(se);
+out_close:
+	rc = mfs_fs_close(d.fs);
+	if (rc) {
+		mfs_log(MFS_LOG_ERR, "%s: could not close the image cleanly: "
+			"%s", sigbus_image, strerror(-rc));
+		status = EXIT_FAIL;
+	} else if (status == 0) {
+		mfs_log(MFS_LOG_INFO, "%s: unmounted cleanly", sigbus_image);
+	}
+	signal(SIGBUS, SIG_DFL);
+out_free_args:
+	free(o.image);
+	free(o.mountpoint);
+	free(img_abs);
+	free(mnt_abs);
+	fuse_opt_free_args(&args);
+	free(d.conn_opts);
+	return status;
+}

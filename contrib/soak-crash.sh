@@ -137,7 +137,7 @@ done
 
 if [ $FAILED = 0 ]; then
 	[ $KEEPLOGS = 1 ] || rm -rf "$LOGDIR"
-	echo "soak-crash: all $runs runs passed (seeds $SEED..$((next - 1)), $((runs * IMAGES))+ crash images)"
+	echo "soak-crash: all $runs runs passed (seeds $SEED..$((next - 1)), at least $((runs * IMAGES)) crash images)"
 	exit 0
 fi
 echo "soak-crash: $FAILED of $runs runs failed; logs in $LOGDIR"

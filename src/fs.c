@@ -257,7 +257,9 @@ static int need_space(struct mfs_fs *fs, uint64_t blocks)
  * half empty. Leaves half of it for the commit's own FREE-tree changes. */
 static int need_delete_space(struct mfs_fs *fs)
 {
-	return unpin_for(fs, fs->v->reserve / 2 + OP_BLOCKS / 2);
+	/* file.c lets removals go on while half of its reserve is left:
+	 * keep at least that much plus a namespace change available. */
+	return unpin_for(fs, mfs_file_reserved(fs->v) / 2 + OP_BLOCKS);
 }
 
 static uint64_t blocks_for(uint64_t bytes)

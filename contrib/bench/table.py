@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""table.py RAW.tsv TARGETS... — the Markdown results table of contrib/bench/run.
+"""table.py [--spread] RAW.tsv TARGETS... — the Markdown results table of contrib/bench/run.
 
 RAW.tsv has one line per measurement:
     key <TAB> label <TAB> unit <TAB> better(hi|lo) <TAB> target <TAB> run <TAB> value
@@ -9,6 +9,8 @@ appearance. Each cell is the median over the runs; a target with any failed
 run shows "fail". Ratio columns compare mmapfs with each other target,
 oriented so that > 1 means mmapfs is better (faster, or less memory) and
 < 1 means it is worse: figure ratio for "hi" rows, inverse for "lo" rows.
+With --spread, each cell is instead the run-to-run spread, max/min - 1 (how
+noisy the figure is).
 """
 import statistics
 import sys
@@ -42,12 +44,16 @@ def fmt_ratio(r):
 
 
 def main():
-    if len(sys.argv) < 3:
-        sys.exit("usage: table.py RAW.tsv TARGET...")
-    targets = sys.argv[2:]
+    args = sys.argv[1:]
+    spread = bool(args) and args[0] == "--spread"
+    if spread:
+        args = args[1:]
+    if len(args) < 2:
+        sys.exit("usage: table.py [--spread] RAW.tsv TARGET...")
+    raw, targets = args[0], args[1:]
     rows = {}
     order = []
-    with open(sys.argv[1]) as f:
+    with open(raw) as f:
         for line in f:
             parts = line.rstrip("\n").split("\t")
             if len(parts) != 7:
@@ -68,6 +74,22 @@ def main():
         if not nums:
             return "n/a"
         return statistics.median(nums)
+
+    if spread:
+        print("| workload | " + " | ".join(targets) + " |")
+        print("|---|" + "|".join(["---:"] * len(targets)) + "|")
+        for key in order:
+            r = rows[key]
+            line = [r["label"]]
+            for t in targets:
+                nums = [float(v) for v in r["vals"].get(t, [])
+                        if v not in ("n/a", "fail")]
+                if len(nums) < 2 or min(nums) <= 0:
+                    line.append("—")
+                else:
+                    line.append(f"{(max(nums) / min(nums) - 1) * 100:.0f}%")
+            print("| " + " | ".join(line) + " |")
+        return
 
     peers = [t for t in targets if t != "mmapfs"]
     head = ["workload", "unit"] + targets

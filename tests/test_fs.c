@@ -142,7 +142,7 @@ static int teardown(void **state)
 
 static struct mfs_attr getattr_ok(struct mfs_fs *fs, uint64_t ino)
 {
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 
 	assert_int_equal(mfs_getattr(fs, ino, &a), 0);
 	assert_int_equal(a.ino, ino);
@@ -153,9 +153,11 @@ static struct mfs_attr getattr_ok(struct mfs_fs *fs, uint64_t ino)
 static int lookup_rc(struct mfs_fs *fs, uint64_t parent, const char *name,
 		     struct mfs_attr *out)
 {
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 	int rc = mfs_lookup(fs, parent, name, &a);
 
+	if (out)
+		*out = (struct mfs_attr){ 0 };
 	if (rc == 0) {
 		mfs_forget(fs, a.ino, 1);
 		if (out)
@@ -166,7 +168,7 @@ static int lookup_rc(struct mfs_fs *fs, uint64_t parent, const char *name,
 
 static uint64_t lookup_ok(struct mfs_fs *fs, uint64_t parent, const char *name)
 {
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 
 	assert_int_equal(lookup_rc(fs, parent, name, &a), 0);
 	return a.ino;
@@ -175,7 +177,7 @@ static uint64_t lookup_ok(struct mfs_fs *fs, uint64_t parent, const char *name)
 static uint64_t mkfile(struct mfs_fs *fs, uint64_t parent, const char *name,
 		       uint32_t mode)
 {
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 
 	assert_int_equal(mfs_mknod(fs, &ROOT, parent, name, S_IFREG | mode, 0,
 				   &a), 0);
@@ -186,7 +188,7 @@ static uint64_t mkfile(struct mfs_fs *fs, uint64_t parent, const char *name,
 static uint64_t mkdir_ok(struct mfs_fs *fs, uint64_t parent, const char *name,
 			 uint32_t mode)
 {
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 
 	assert_int_equal(mfs_mkdir(fs, &ROOT, parent, name, mode, &a), 0);
 	mfs_forget(fs, a.ino, 1);
@@ -196,7 +198,7 @@ static uint64_t mkdir_ok(struct mfs_fs *fs, uint64_t parent, const char *name,
 static uint64_t symlink_ok(struct mfs_fs *fs, uint64_t parent, const char *name,
 			   const char *target)
 {
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 
 	assert_int_equal(mfs_symlink(fs, &ROOT, parent, name, target, &a), 0);
 	mfs_forget(fs, a.ino, 1);
@@ -206,7 +208,7 @@ static uint64_t symlink_ok(struct mfs_fs *fs, uint64_t parent, const char *name,
 static void link_ok(struct mfs_fs *fs, uint64_t ino, uint64_t parent,
 		    const char *name)
 {
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 
 	assert_int_equal(mfs_link(fs, ino, parent, name, &a), 0);
 	assert_int_equal(a.ino, ino);
@@ -259,7 +261,7 @@ static char *name_of_len(size_t n, char c)
 /* Is file data implemented (not the EOPNOTSUPP stub)? */
 static bool data_supported(struct mfs_fs *fs)
 {
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 	size_t w = 0;
 	int rc;
 
@@ -1301,7 +1303,7 @@ static void test_mknod(void **state)
 static void test_mknod_dir_eperm(void **state)
 {
 	struct fx *fx = *state;
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 
 	assert_int_equal(mfs_mknod(fx->fs, &ROOT, MFS_ROOT, "x", S_IFDIR | 0755,
 				   0, &a), -EPERM);
@@ -1388,7 +1390,7 @@ static void test_mkdir(void **state)
 static void test_mkdir_mode_bits(void **state)
 {
 	struct fx *fx = *state;
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 
 	assert_int_equal(mfs_mkdir(fx->fs, &ROOT, MFS_ROOT, "d", 07777, &a), 0);
 	mfs_forget(fx->fs, a.ino, 1);
@@ -1593,7 +1595,7 @@ static void test_link_dir_onto_existing(void **state)
 {
 	struct fx *fx = *state;
 	uint64_t d = mkdir_ok(fx->fs, MFS_ROOT, "d", 0755);
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 
 	mkfile(fx->fs, MFS_ROOT, "f", 0644);
 	assert_int_equal(mfs_link(fx->fs, d, MFS_ROOT, "f", &a), -EEXIST);
@@ -1606,7 +1608,7 @@ static void test_link_max(void **state)
 	struct mfs_fs *fs = fx->fs;
 	uint64_t d = mkdir_ok(fs, MFS_ROOT, "d", 0755);
 	uint64_t f = mkfile(fs, d, "f", 0644);
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 	char name[32];
 	unsigned i;
 
@@ -2576,7 +2578,7 @@ static void test_readdirplus_lookups(void **state)
 	struct mfs_fs *fs = fx->fs;
 	uint64_t d = mkdir_ok(fs, MFS_ROOT, "d", 0755), ino[10];
 	struct ents l = { 0 };
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 	char name[16];
 	size_t i, j;
 
@@ -3118,7 +3120,7 @@ static void test_data_orphan(void **state)
 	struct mfs_fs *fs = fx->fs;
 	unsigned char *w, *r;
 	struct mfs_statfs s0, s1, s2;
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 	uint64_t f;
 
 	NEED_DATA(fs);
@@ -3560,7 +3562,7 @@ static void test_scale_100k_files(void **state)
 	uint64_t *ino = calloc(N, sizeof(*ino));
 	struct mfs_statfs s0, s1;
 	struct ents l = { 0 };
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 	uint64_t d;
 	char name[32];
 	size_t i;
@@ -3633,7 +3635,7 @@ static void test_scale_deep_path(void **state)
 	struct mfs_fs *fs = fx->fs;
 	enum { DEPTH = 100 };
 	uint64_t ino[DEPTH + 1];
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 	char name[32];
 	int i;
 
@@ -3682,7 +3684,7 @@ static void test_scale_many_subdirs(void **state)
 	struct fx *fx = *state;
 	struct mfs_fs *fs = fx->fs;
 	uint64_t d = mkdir_ok(fs, MFS_ROOT, "d", 0755);
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 	char name[32];
 	unsigned i;
 	int rc = 0;
@@ -4120,7 +4122,7 @@ static bool special(uint32_t mode)
 static int m_open(struct mfs_fs *fs, const char *path, int flags, uint64_t *ino,
 		  bool *skip)
 {
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 	int rc = m_resolve(fs, path, true, false, &a);
 
 	if (rc)
@@ -4590,7 +4592,7 @@ static void e_dump_dir(int dfd, const char *prefix, const struct dump_opts *o,
 static char *e_dump(int mfd, const struct dump_opts *o)
 {
 	struct dump d = { 0 };
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 	struct stat st;
 	char text[8192], xt[2048], *s;
 
@@ -4816,7 +4818,7 @@ struct probe {
 
 static void probe_take(struct diff *d, const char *path, struct probe *p)
 {
-	struct mfs_attr a;
+	struct mfs_attr a = { 0 };
 	int rc;
 
 	memset(p, 0, sizeof(*p));

@@ -55,6 +55,9 @@ struct mfs_fs {
 	size_t ref_cap, ref_nr;
 	/* File data was written in place since the last sync. */
 	bool data_dirty;
+	/* Opened with MFS_FS_DEFER and mfs_fs_start not called yet: nothing
+	 * has been written, and close writes nothing either. */
+	bool deferred;
 };
 
 /* ------------------------------------------------------------------ */
@@ -440,6 +443,23 @@ static int reap_all(struct mfs_fs *fs)
 /* Open, close, sync                                                   */
 /* ------------------------------------------------------------------ */
 
+static void fs_free(struct mfs_fs *fs);
+
+/* Mark a writable image in use and reclaim the orphans a crash left. */
+static int start(struct mfs_fs *fs, const char *image)
+{
+	int rc = mfs_vol_mark(fs->v);
+
+	if (!rc)
+		rc = reap_all(fs);
+	if (!rc)
+		rc = mfs_txn_commit(fs->v);
+	if (rc)
+		mfs_log(MFS_LOG_ERR, "%s%sreclaiming unlinked files: %s",
+			image ? image : "", image ? ": " : "", strerror(-rc));
+	return rc;
+}
+
 int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out)
 {
 	struct mfs_fs *fs;
@@ -453,6 +473,8 @@ int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out)
 		vflags |= MFS_VOL_RDONLY;
 	if (flags & MFS_FS_NOLOCK)
 		vflags |= MFS_VOL_NOLOCK;
+	if (flags & MFS_FS_DEFER)
+		vflags |= MFS_VOL_DEFER;
 	rc = mfs_vol_open(image, vflags, &fs->v);
 	if (rc) {
 		free(fs);
@@ -461,20 +483,31 @@ int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out)
 	pthread_rwlock_init(&fs->lock, NULL);
 	pthread_mutex_init(&fs->ref_lock, NULL);
 	fs->v->reserve = reserve_blocks(fs);
-	if (!fs->v->readonly) {
-		rc = reap_all(fs);
-		if (!rc)
-			rc = mfs_txn_commit(fs->v);
+	fs->deferred = !fs->v->readonly && (flags & MFS_FS_DEFER);
+	if (!fs->v->readonly && !fs->deferred) {
+		rc = start(fs, image);
 		if (rc) {
-			mfs_log(MFS_LOG_ERR, "%s: reclaiming unlinked files: %s",
-				image, strerror(-rc));
 			mfs_vol_close_dirty(fs->v);
-			free(fs);
+			fs_free(fs);
 			return rc;
 		}
 	}
 	*out = fs;
 	return 0;
+}
+
+int mfs_fs_start(struct mfs_fs *fs)
+{
+	int rc = 0;
+
+	wrlock(fs);
+	if (fs->deferred) {
+		rc = start(fs, NULL);
+		if (rc == 0)
+			fs->deferred = false;
+	}
+	unlock(fs);
+	return rc;
 }
 
 static void fs_free(struct mfs_fs *fs)
@@ -492,7 +525,7 @@ int mfs_fs_close(struct mfs_fs *fs)
 	if (!fs)
 		return 0;
 	wrlock(fs);
-	if (!writable(fs))
+	if (!fs->deferred && !writable(fs))
 		rc = reap_all(fs);
 	rc2 = mfs_vol_close(fs->v);
 	unlock(fs);

@@ -766,7 +766,9 @@ int main(int argc, char *argv[])
 	install_sigbus();
 
 	mfs_log_set_sink(hold_sink);
-	rc = mfs_fs_open(o.image, o.ro ? MFS_FS_RDONLY : 0, &d.fs);
+	/* Deferred: nothing is written to the image until the kernel has
+	 * accepted the mount (a refused option must leave it untouched). */
+	rc = mfs_fs_open(o.image, o.ro ? MFS_FS_RDONLY : MFS_FS_DEFER, &d.fs);
 	mfs_log_set_sink(NULL);
 	if (rc) {
 		print_open_error(o.image, rc);
@@ -799,6 +801,12 @@ int main(int argc, char *argv[])
 		goto out_destroy;
 	}
 	fuse_set_log_func(NULL);
+	rc = mfs_fs_start(d.fs);
+	if (rc) {
+		fprintf(stderr, "mmapfs: %s: cannot start: %s\n", o.image,
+			strerror(-rc));
+		goto out_unmount;
+	}
 	if (fuse_daemonize(o.foreground) != 0) {
 		fprintf(stderr, "mmapfs: cannot detach from the terminal\n");
 		goto out_unmount;

@@ -452,6 +452,8 @@ static int commit(struct mfs_vol *v, uint32_t state)
 	nsb.inode_count = v->inode_count;
 	nsb.next_ino = v->next_ino;
 	nsb.commit_time = (uint64_t)time(NULL);
+	if (!v->marked)
+		nsb.mount_count++; /* the first commit of this open */
 	memcpy(nsb.roots, v->roots, sizeof(nsb.roots));
 	mfs_super_encode(&nsb, slot, slot_ptr(v, slot));
 	rc = mfs_image_sync_range(v->img, (uint64_t)slot * MFS_BLOCK_SIZE,
@@ -466,7 +468,17 @@ static int commit(struct mfs_vol *v, uint32_t state)
 	mfs_alloc_unpin(v->alloc, v->gen - 1);
 	v->gen++;
 	v->dirty = false;
+	v->marked = true;
 	return 0;
+}
+
+int mfs_vol_mark(struct mfs_vol *v)
+{
+	if (v->error)
+		return v->error;
+	if (v->readonly || v->marked)
+		return 0;
+	return commit(v, MFS_STATE_DIRTY);
 }
 
 int mfs_txn_commit(struct mfs_vol *v)
@@ -603,6 +615,7 @@ int mfs_vol_open(const char *path, unsigned flags, struct mfs_vol **out)
 	if (rc)
 		goto fail;
 	if (flags & MFS_VOL_FSCK) {
+		v->marked = true; /* repairs are not a mount */
 		*out = v;
 		return 0;
 	}
@@ -616,10 +629,11 @@ int mfs_vol_open(const char *path, unsigned flags, struct mfs_vol **out)
 			mfs_log(MFS_LOG_NOTICE, "%s: was not unmounted cleanly; "
 				"opening the last committed state", path);
 		/* Mark it in use, so a crash from here on is visible. */
-		v->sb.mount_count++;
-		rc = commit(v, MFS_STATE_DIRTY);
-		if (rc)
-			goto fail;
+		if (!(flags & MFS_VOL_DEFER)) {
+			rc = commit(v, MFS_STATE_DIRTY);
+			if (rc)
+				goto fail;
+		}
 	}
 	*out = v;
 	return 0;
@@ -634,7 +648,7 @@ int mfs_vol_close(struct mfs_vol *v)
 
 	if (!v)
 		return 0;
-	if (!v->readonly && !v->error)
+	if (!v->readonly && !v->error && (v->marked || v->dirty))
 		rc = commit(v, MFS_STATE_CLEAN);
 	else if (v->error)
 		rc = v->error;
@@ -732,6 +746,7 @@ int mfs_format(const char *path, const struct mfs_format_opts *opts)
 	blocks = opts->size / MFS_BLOCK_SIZE;
 	t = opts->time ? opts->time : (uint64_t)time(NULL);
 
+	v->marked = true; /* mkfs is not a mount: mount_count stays 0 */
 	v->sb.version = MFS_VERSION;
 	v->sb.block_count = blocks;
 	v->sb.mkfs_time = t;

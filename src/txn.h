@@ -45,14 +45,24 @@ int mfs_format(const char *path, const struct mfs_format_opts *opts);
  * caller fills it (mfs_alloc_load) before changing anything, and must not
  * commit or mfs_vol_close() a read-write volume before it has. */
 #define MFS_VOL_FSCK 0x4u
+/* Open read-write without writing anything yet: the first commit (or
+ * mfs_vol_mark) marks the image in use, and a close before that writes
+ * nothing, so a program that fails after opening (the kernel refusing a
+ * mount option) leaves the image byte for byte as it was. */
+#define MFS_VOL_DEFER 0x8u
 
 /* Open a volume: read both superblock slots, take the valid one with the
  * highest generation, load the allocator from its FREE tree. Read-write
- * opens mark the image dirty (a commit) unless MFS_VOL_RDONLY. Errors:
+ * opens mark the image dirty (a commit) unless MFS_VOL_RDONLY or
+ * MFS_VOL_DEFER. Errors:
  * -EBUSY (locked), -EINVAL (not an mmapfs image: bad magic), -EUCLEAN (no
  * valid superblock, or damaged trees), -EPROTONOSUPPORT (unknown version or
  * incompatible feature), -errno. */
 int mfs_vol_open(const char *path, unsigned flags, struct mfs_vol **out);
+
+/* Mark a read-write volume opened with MFS_VOL_DEFER in use (a commit);
+ * nothing to do if it already is or the volume is read-only. */
+int mfs_vol_mark(struct mfs_vol *v);
 
 /* Commit the running transaction if it changed anything. 0 or -errno; on
  * an I/O error the volume turns read-only (sticky error). */
@@ -62,7 +72,8 @@ int mfs_txn_commit(struct mfs_vol *v);
  * place into committed extents stays). */
 int mfs_txn_abort(struct mfs_vol *v);
 
-/* Commit, mark clean (unless read-only or in error), close. */
+/* Commit, mark clean (unless read-only or in error), close. A volume
+ * opened with MFS_VOL_DEFER and never committed is closed untouched. */
 int mfs_vol_close(struct mfs_vol *v);
 
 /* Close without committing or marking clean: what a crash leaves. */

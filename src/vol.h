@@ -65,6 +65,8 @@ struct mfs_vol {
 	uint64_t *vcache;
 	bool readonly;
 	bool dirty;                /* the running transaction changed something */
+	bool marked;               /* a commit of this open has marked the image
+				    * in use (state DIRTY, mount_count + 1) */
 	int error;                 /* sticky -errno: corruption or I/O error */
 	bool fatal;                /* error came from a failed commit: permanent */
 };

@@ -2281,6 +2281,74 @@ static void test_lookup(void **state)
 	reopen_check(fx);
 }
 
+/* FNV-1a over a file's size and every data segment (offset and bytes):
+ * changes when any byte of the (sparse) image does. */
+static uint64_t file_hash(const char *path)
+{
+	static char buf[1 << 20];
+	uint64_t h = 0xcbf29ce484222325ULL;
+	struct stat st;
+	off_t off = 0, end;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	h = (h ^ (uint64_t)st.st_size) * 0x100000001b3ULL;
+	while ((off = lseek(fd, off, SEEK_DATA)) >= 0) {
+		end = lseek(fd, off, SEEK_HOLE);
+		assert_true(end > off);
+		h = (h ^ (uint64_t)off) * 0x100000001b3ULL;
+		while (off < end) {
+			size_t want = (size_t)(end - off) < sizeof(buf)
+				? (size_t)(end - off) : sizeof(buf);
+			ssize_t got = pread(fd, buf, want, off);
+			ssize_t i;
+
+			assert_true(got > 0);
+			for (i = 0; i < got; i++)
+				h = (h ^ (uint8_t)buf[i]) * 0x100000001b3ULL;
+			off += got;
+		}
+	}
+	close(fd);
+	return h;
+}
+
+/* MFS_FS_DEFER: an open that is closed before mfs_fs_start writes
+ * nothing, not even after a crash left orphans to reclaim; mfs_fs_start
+ * marks the image in use and reclaims them. */
+static void test_defer(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_attr a, x;
+	uint64_t f, before;
+
+	assert_int_equal(mfs_create(fx->fs, &ROOT, MFS_ROOT, "f", 0644, O_RDWR,
+				    &a), 0);
+	f = a.ino;
+	assert_int_equal(mfs_unlink(fx->fs, MFS_ROOT, "f"), 0);
+	assert_int_equal(mfs_fs_sync(fx->fs), 0);
+	mfs_fs_close_dirty(fx->fs);     /* a crash: "f" is an orphan */
+	fx->fs = NULL;
+
+	before = file_hash(fx->img);
+	assert_int_equal(mfs_fs_open(fx->img, MFS_FS_DEFER, &fx->fs), 0);
+	assert_int_equal(mfs_fs_close(fx->fs), 0);
+	fx->fs = NULL;
+	assert_true(file_hash(fx->img) == before);
+
+	assert_int_equal(mfs_fs_open(fx->img, MFS_FS_DEFER, &fx->fs), 0);
+	assert_int_equal(getattr_ok(fx->fs, f).nlink, 0); /* not yet reaped */
+	assert_int_equal(mfs_fs_start(fx->fs), 0);
+	assert_int_equal(mfs_getattr(fx->fs, f, &x), -ENOENT);
+	assert_int_equal(mfs_fs_start(fx->fs), 0);     /* a second is a no-op */
+	assert_int_equal(mfs_fs_close(fx->fs), 0);
+	fx->fs = NULL;
+	assert_true(file_hash(fx->img) != before);
+	assert_int_equal(check_image(fx->img).inodes, 2); /* root, lost+found */
+	assert_int_equal(mfs_fs_open(fx->img, 0, &fx->fs), 0);
+}
+
 static void test_orphans(void **state)
 {
 	struct fx *fx = *state;
@@ -5241,6 +5309,7 @@ int main(void)
 		T(test_open_create),
 		T(test_lookup),
 		T(test_orphans),
+		T(test_defer),
 		T(test_readdir_offsets),
 		T(test_readdir_stability),
 		T(test_readdirplus_lookups),

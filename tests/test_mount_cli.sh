@@ -224,9 +224,10 @@ refuse "corrupt superblocks" 1 "no valid superblock" -- "$T/bad.img" "$M1"
 refuse "image is a directory" 1 "not a regular file" -- "$T" "$M1"
 refuse "mount point missing" 1 "$T/nodir: cannot mount here: No such file or directory" -- "$IMG" "$T/nodir"
 refuse "mount point is a file" 1 "cannot mount here: Not a directory" -- "$IMG" "$T/file"
-# The image is opened (and so written: mount count, clean state) before
-# the kernel sees the mount options; a refusal by the kernel comes after.
-IMAGE_IN_USE=1 refuse "the kernel refuses the mount" 1 "$M1: cannot mount: " -- -o context=bogus "$IMG" "$M1"
+# The image is opened before the kernel sees the mount options, but
+# nothing is written until it has accepted them: a refusal by the kernel
+# leaves the image byte for byte as it was.
+refuse "the kernel refuses the mount" 1 "$M1: cannot mount: " -- -o context=bogus "$IMG" "$M1"
 refuse "unknown -o option" 2 "-o bogus: unknown mount option" -- -o bogus "$IMG" "$M1"
 refuse "unknown -o option in a list" 2 "-o frob=1: unknown mount option" -- -o ro,frob=1 "$IMG" "$M1"
 refuse "unknown flag" 2 "-Z: unknown option" -- -Z "$IMG" "$M1"

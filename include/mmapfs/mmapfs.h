@@ -41,9 +41,17 @@ struct mfs_fs;
 /* Open flags */
 #define MFS_FS_RDONLY 0x1u
 #define MFS_FS_NOLOCK 0x2u
+/* Open read-write but write nothing until mfs_fs_start: a program that
+ * fails before it (a mount the kernel refuses) leaves the image as it
+ * was, byte for byte. */
+#define MFS_FS_DEFER 0x4u
 
-/* Open an image: mfs_vol_open, then reclaim orphans left by a crash. */
+/* Open an image: mfs_vol_open, then (unless MFS_FS_DEFER) mark it in use
+ * and reclaim orphans left by a crash. */
 int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out);
+/* After MFS_FS_DEFER: mark the image in use and reclaim orphans; call it
+ * before any other operation. No-op otherwise. 0 or -errno. */
+int mfs_fs_start(struct mfs_fs *fs);
 /* Reclaim orphans (nothing can reference them any more), commit, mark the
  * image clean, close. Returns the first error met, the image closed anyway. */
 int mfs_fs_close(struct mfs_fs *fs);

@@ -112,6 +112,18 @@ struct ck {
 	uint64_t nodes[MFS_TREE_COUNT], items;
 	uint64_t inode_items;   /* INODE items read, bad ones included */
 	uint64_t max_ino_read;  /* highest object id of an inode item read */
+	/* The extended attribute whose chunks are being read (format.md
+	 * §8.6): its chunks are consecutive in key order, so one at a time. */
+	struct {
+		bool active;
+		bool bad;           /* damaged: its later chunks go too */
+		uint64_t ino, h;
+		unsigned n, next;   /* chunks it must have; next one expected */
+		uint32_t total;     /* value length */
+		unsigned name_len;
+		unsigned nkeys;     /* keys of the chunks read so far */
+		struct mfs_key keys[MFS_XATTR_CHUNKS];
+	} xa;
 
 	/* The model */
 	struct ino_rec *ino;    /* sorted by ino */

@@ -33,6 +33,7 @@
 #include "endian.h"
 #include "image.h"
 #include "mmapfs/mmapfs.h"
+#include "siphash.h"
 #include "txn.h"
 
 #define DI(f) offsetof(struct mfs_disk_inode, f)
@@ -589,6 +590,10 @@ static int dirent_item(struct ck *c, struct ino_rec *owner,
 	return 0;
 }
 
+static int xa_end(struct ck *c);
+static int xattr_item(struct ck *c, const struct mfs_key *k,
+		      const uint8_t *val, size_t len);
+
 static int fs_item(struct ck *c, const struct mfs_key *k, const uint8_t *val,
 		   size_t len)
 {
@@ -596,6 +601,15 @@ static int fs_item(struct ck *c, const struct mfs_key *k, const uint8_t *val,
 	int rc;
 
 	c->items++;
+	/* Any item but the next chunk of the current attribute ends it. */
+	if (c->xa.active && (k->type != MFS_ITEM_XATTR ||
+			     k->objectid != c->xa.ino ||
+			     (k->offset & (MFS_XATTR_CHUNKS - 1)) == 0 ||
+			     k->offset >> MFS_XATTR_CHUNK_BITS != c->xa.h)) {
+		rc = xa_end(c);
+		if (rc)
+			return rc;
+	}
 	if (k->type == MFS_ITEM_EXTENT) {
 		rc = extent_ref(c, val, len);
 		if (rc)
@@ -648,14 +662,128 @@ static int fs_item(struct ck *c, const struct mfs_key *k, const uint8_t *val,
 		owner->inline_bytes += len;
 		return 0;
 	case MFS_ITEM_XATTR:
-		/* TODO: check the attribute records once xattr.c settles
-		 * their layout (format.md §8.6). */
-		return 0;
+		return xattr_item(c, k, val, len);
 	case MFS_ITEM_DIRENT:
 		return dirent_item(c, owner, k, val, len);
 	default:
 		return extent_item(c, owner, k, val, len);
 	}
+}
+
+/* ---- Extended attributes (format.md §8.6, rules 1-4) ---- */
+
+/* Value bytes chunk 0 holds, and chunks in all, for a value of total bytes
+ * and a name of name_len bytes. */
+static size_t xa_first(uint32_t total, unsigned name_len)
+{
+	size_t cap = MFS_XATTR_CHUNK0_VALUE - name_len;
+
+	return total < cap ? total : cap;
+}
+
+static unsigned xa_chunks(uint32_t total, unsigned name_len)
+{
+	size_t rest = total - xa_first(total, name_len);
+
+	return 1u + (unsigned)((rest + MFS_MAX_VALUE - 1) / MFS_MAX_VALUE);
+}
+
+/* Drop every chunk of the current attribute read so far. */
+static int xa_drop(struct ck *c, const char *why)
+{
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < c->xa.nkeys; i++) {
+		rc = bad_item(c, &c->xa.keys[i], "%s", why);
+		if (rc)
+			return rc;
+	}
+	c->xa.nkeys = 0;
+	c->xa.bad = true;
+	return 0;
+}
+
+/* The current attribute has ended (the next item is not one of its
+ * chunks): it must have had all its chunks. */
+static int xa_end(struct ck *c)
+{
+	char why[96];
+	int rc = 0;
+
+	if (c->xa.active && !c->xa.bad && c->xa.next != c->xa.n) {
+		snprintf(why, sizeof(why), "is part of an incomplete extended "
+			 "attribute (%u of %u chunks)", c->xa.next, c->xa.n);
+		rc = xa_drop(c, why);
+	}
+	c->xa.active = false;
+	return rc;
+}
+
+static int xattr_item(struct ck *c, const struct mfs_key *k,
+		      const uint8_t *val, size_t len)
+{
+	uint64_t h = k->offset >> MFS_XATTR_CHUNK_BITS;
+	unsigned ch = (unsigned)(k->offset & (MFS_XATTR_CHUNKS - 1));
+	size_t want;
+
+	if (ch == 0) {
+		uint32_t total;
+		unsigned nl;
+
+		c->xa.active = true;
+		c->xa.bad = false;
+		c->xa.ino = k->objectid;
+		c->xa.h = h;
+		c->xa.nkeys = 0;
+		if (len < MFS_XATTR_HDR)
+			goto bad_head;
+		total = mfs_get_le32(val);
+		nl = val[4];
+		if (total > MFS_XATTR_VALUE_MAX || nl == 0 || val[5] != 0 ||
+		    len != MFS_XATTR_HDR + nl + xa_first(total, nl) ||
+		    memchr(val + MFS_XATTR_HDR, 0, nl) ||
+		    mfs_siphash(c->v->sb.hash_seed, val + MFS_XATTR_HDR,
+				nl) >> 8 != h)
+			goto bad_head;
+		c->xa.total = total;
+		c->xa.name_len = nl;
+		c->xa.n = xa_chunks(total, nl);
+		c->xa.next = 1;
+		c->xa.keys[c->xa.nkeys++] = *k;
+		return 0;
+bad_head:
+		c->xa.bad = true;
+		return bad_item(c, k, "is a damaged extended attribute header");
+	}
+	if (!c->xa.active || c->xa.ino != k->objectid || c->xa.h != h)
+		return bad_item(c, k, "is a chunk of an extended attribute "
+				"without its first chunk");
+	if (c->xa.bad)
+		return bad_item(c, k, "is a chunk of a damaged extended "
+				"attribute");
+	if (ch != c->xa.next || ch >= c->xa.n) {
+		int rc = xa_drop(c, "belongs to an extended attribute with "
+				 "misplaced chunks");
+
+		return rc ? rc : bad_item(c, k, "is a misplaced chunk of an "
+					  "extended attribute");
+	}
+	want = c->xa.total - xa_first(c->xa.total, c->xa.name_len) -
+	       (size_t)(ch - 1) * MFS_MAX_VALUE;
+	if (want > MFS_MAX_VALUE)
+		want = MFS_MAX_VALUE;
+	if (len != want) {
+		int rc = xa_drop(c, "belongs to an extended attribute with a "
+				 "chunk of the wrong size");
+
+		return rc ? rc : bad_item(c, k, "is an extended attribute "
+					  "chunk of %zu bytes, should be %zu",
+					  len, want);
+	}
+	c->xa.keys[c->xa.nkeys++] = *k;
+	c->xa.next++;
+	return 0;
 }
 
 static int fs_leaf(struct walk *w, uint64_t block, const uint8_t *n)
@@ -991,6 +1119,8 @@ int ck_pass1(struct ck *c)
 	w.leaf = fs_leaf;
 	w.nodes = 0;
 	rc = walk_tree(&w, &v->sb.roots[MFS_TREE_FS]);
+	if (!rc)
+		rc = xa_end(c);
 	if (rc)
 		return rc;
 	c->nodes[MFS_TREE_FS] = w.nodes;

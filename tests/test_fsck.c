@@ -47,7 +47,9 @@
 #include "image.h"
 #include "inode.h"
 #include "mmapfs/mmapfs.h"
+#include "siphash.h"
 #include "txn.h"
+#include "xattr.h"
 
 #define NBLOCKS 1024u            /* 4 MiB images */
 #define MANY 150                 /* files in /many */
@@ -1082,6 +1084,159 @@ static void test_symlink_damaged(void **state)
 	assert_int_equal(lookup("big", MFS_ROOT), 0);
 }
 
+/* ---- Extended attributes: f1 gets user.small (1 chunk) and user.big
+ * (3000 bytes: chunk 0 with 968 value bytes, then 984, 984 and 64). ---- */
+
+#define XA_BIG 3000
+
+static struct mfs_key xa_key(struct mfs_vol *v, const char *name,
+			     unsigned chunk)
+{
+	uint64_t h = mfs_siphash(v->sb.hash_seed, name, strlen(name)) >> 8;
+
+	return mfs_key_make(ino.f1, MFS_ITEM_XATTR,
+			    (h << MFS_XATTR_CHUNK_BITS) | chunk);
+}
+
+static struct mfs_vol *vopen_xattrs(void)
+{
+	struct mfs_vol *v = vopen();
+	uint8_t big[XA_BIG];
+
+	fill_pattern(big, sizeof(big), 7);
+	assert_int_equal(mfs_xattr_set(v, ino.f1, "user.small", "0123456789",
+				       10, 0), 0);
+	assert_int_equal(mfs_xattr_set(v, ino.f1, "user.big", big, sizeof(big),
+				       0), 0);
+	return v;
+}
+
+/* Replace an item's value by len bytes of val. */
+static void put_item(struct mfs_vol *v, struct mfs_key k, const void *val,
+		     size_t len)
+{
+	assert_int_equal(mfs_btree_put(v, MFS_TREE_FS, &k, val, len), 0);
+}
+
+/* After the repair: name has the value it had, or is gone (-ENODATA). */
+static void expect_xattr(const char *name, int want)
+{
+	struct mfs_vol *v;
+	uint8_t buf[XA_BIG], big[XA_BIG];
+	size_t len = 0;
+
+	assert_int_equal(mfs_vol_open(img, MFS_VOL_RDONLY, &v), 0);
+	assert_int_equal(mfs_xattr_get(v, ino.f1, name, buf, sizeof(buf),
+				       &len), want);
+	if (want == 0 && strcmp(name, "user.big") == 0) {
+		fill_pattern(big, sizeof(big), 7);
+		assert_int_equal(len, XA_BIG);
+		assert_memory_equal(buf, big, XA_BIG);
+	} else if (want == 0) {
+		assert_int_equal(len, 10);
+		assert_memory_equal(buf, "0123456789", 10);
+	}
+	mfs_vol_close(v);
+}
+
+static void test_xattr_clean(void **state)
+{
+	vclose(vopen_xattrs());
+	expect_rc(fsck("-fn"), 0, "fsck -fn with extended attributes");
+	expect_xattr("user.small", 0);
+	expect_xattr("user.big", 0);
+}
+
+static void test_xattr_bad_header(void **state)
+{
+	struct mfs_vol *v = vopen_xattrs();
+	struct mfs_key k = xa_key(v, "user.small", 0);
+	const void *val;
+	uint8_t buf[64];
+	size_t len;
+
+	assert_int_equal(mfs_btree_lookup(v, MFS_TREE_FS, &k, &val, &len), 0);
+	memcpy(buf, val, len);
+	buf[5] = 1;                     /* xa_flags must be 0 */
+	put_item(v, k, buf, len);
+	vclose(v);
+	check_repair("is a damaged extended attribute header", false);
+	expect_xattr("user.small", -ENODATA);
+	expect_xattr("user.big", 0);
+}
+
+/* Chunk 0 stored under the hash of another name (rule 3). */
+static void test_xattr_bad_hash(void **state)
+{
+	struct mfs_vol *v = vopen_xattrs();
+	struct mfs_key k = xa_key(v, "user.small", 0);
+	const void *val;
+	uint8_t buf[64];
+	size_t len;
+
+	assert_int_equal(mfs_btree_lookup(v, MFS_TREE_FS, &k, &val, &len), 0);
+	memcpy(buf, val, len);
+	assert_int_equal(mfs_btree_delete(v, MFS_TREE_FS, &k), 0);
+	put_item(v, xa_key(v, "user.other", 0), buf, len);
+	vclose(v);
+	check_repair("is a damaged extended attribute header", false);
+	expect_xattr("user.small", -ENODATA);
+	expect_xattr("user.big", 0);
+}
+
+static void test_xattr_last_chunk_missing(void **state)
+{
+	struct mfs_vol *v = vopen_xattrs();
+	struct mfs_key k = xa_key(v, "user.big", 3);
+
+	assert_int_equal(mfs_btree_delete(v, MFS_TREE_FS, &k), 0);
+	vclose(v);
+	check_repair("is part of an incomplete extended attribute (3 of 4 "
+		     "chunks)", false);
+	expect_xattr("user.big", -ENODATA);
+	expect_xattr("user.small", 0);
+}
+
+static void test_xattr_middle_chunk_missing(void **state)
+{
+	struct mfs_vol *v = vopen_xattrs();
+	struct mfs_key k = xa_key(v, "user.big", 1);
+
+	assert_int_equal(mfs_btree_delete(v, MFS_TREE_FS, &k), 0);
+	vclose(v);
+	check_repair2("belongs to an extended attribute with misplaced chunks",
+		      "is a chunk of a damaged extended attribute", false);
+	expect_xattr("user.big", -ENODATA);
+	expect_xattr("user.small", 0);
+}
+
+static void test_xattr_first_chunk_missing(void **state)
+{
+	struct mfs_vol *v = vopen_xattrs();
+	struct mfs_key k = xa_key(v, "user.big", 0);
+
+	assert_int_equal(mfs_btree_delete(v, MFS_TREE_FS, &k), 0);
+	vclose(v);
+	check_repair("is a chunk of an extended attribute without its first "
+		     "chunk", false);
+	expect_xattr("user.big", -ENODATA);
+	expect_xattr("user.small", 0);
+}
+
+static void test_xattr_chunk_size(void **state)
+{
+	struct mfs_vol *v = vopen_xattrs();
+	uint8_t buf[100] = { 0 };
+
+	put_item(v, xa_key(v, "user.big", 2), buf, sizeof(buf));
+	vclose(v);
+	check_repair2("is an extended attribute chunk of 100 bytes, should be "
+		      "984", "belongs to an extended attribute with a chunk of "
+		      "the wrong size", false);
+	expect_xattr("user.big", -ENODATA);
+	expect_xattr("user.small", 0);
+}
+
 static void test_unknown_item(void **state)
 {
 	struct mfs_vol *v = vopen();
@@ -1575,6 +1730,13 @@ int main(void)
 		T(test_legit_orphan),
 		T(test_symlink_damaged),
 		T(test_unknown_item),
+		T(test_xattr_clean),
+		T(test_xattr_bad_header),
+		T(test_xattr_bad_hash),
+		T(test_xattr_last_chunk_missing),
+		T(test_xattr_middle_chunk_missing),
+		T(test_xattr_first_chunk_missing),
+		T(test_xattr_chunk_size),
 		T(test_bad_nsec),
 		T(test_bad_rdev),
 		T(test_bad_mode),

@@ -27,6 +27,7 @@
 #include "alloc.h"
 #include "btree.h"
 #include "check_int.h"
+#include "crc32c.h"
 #include "endian.h"
 #include "image.h"
 #include "log.h"
@@ -585,28 +586,77 @@ out:
 /* Driver                                                              */
 /* ------------------------------------------------------------------ */
 
-const char *ck_other_slot(struct mfs_vol *v, struct mfs_super *sb)
+/* Do two superblocks of the same generation describe the same commit?
+ * (They do on a fresh image: mkfs writes generation 1 to both slots.) */
+static bool same_commit(const struct mfs_super *a, const struct mfs_super *b)
+{
+	for (unsigned i = 0; i < MFS_TREE_COUNT; i++)
+		if (a->roots[i].block != b->roots[i].block ||
+		    a->roots[i].generation != b->roots[i].generation ||
+		    a->roots[i].level != b->roots[i].level)
+			return false;
+	return a->state == b->state && a->block_count == b->block_count &&
+	       a->free_blocks == b->free_blocks &&
+	       a->inode_count == b->inode_count && a->next_ino == b->next_ino;
+}
+
+/*
+ * The slot not in use. What a crash can leave there is normal: a commit
+ * writes that slot, so power lost during the write leaves it torn (no
+ * magic, or a bad checksum: a torn sector, zeros, garbage) while the slot
+ * in use holds the last commit; and a superblock write the disk lost
+ * leaves it older than the commit before the one in use. Neither touches
+ * the state in use, and the next commit rewrites the slot: CK_SLOT_NOTE.
+ * A slot whose checksum is right was written whole by some writer, so
+ * anything wrong with it is not a crash's doing: fields no writer makes,
+ * an unknown version, another filesystem, a generation that cannot be
+ * (newer than the one in use, or equal to it but another state):
+ * CK_SLOT_BAD, a problem.
+ */
+enum ck_slot ck_other_slot(struct mfs_vol *v, struct mfs_super *sb,
+			   const char **why)
 {
 	unsigned other = 1u - v->cur_slot;
-	int rc = mfs_super_decode(mfs_image_block(v->img, other),
-				  mfs_image_blocks(v->img), other, sb);
+	const uint8_t *p = mfs_image_block(v->img, other);
+	int rc;
 
-	switch (rc) {
-	case 0:
-		break;
-	case -EINVAL:
-		return "has no mmapfs magic";
-	case -EPROTONOSUPPORT:
-		return "has an unsupported version or feature";
-	default:
-		return "has a bad checksum or impossible fields";
+	memset(sb, 0, sizeof(*sb));
+	if (mfs_get_le64(p + offsetof(struct mfs_disk_super, sb_magic)) !=
+	    MFS_SB_MAGIC) {
+		*why = "has no mmapfs magic";
+		return CK_SLOT_NOTE;
+	}
+	if (mfs_get_le32(p + offsetof(struct mfs_disk_super, sb_crc)) !=
+	    mfs_crc32c(0, p + MFS_SB_CRC_START, MFS_SB_SIZE - MFS_SB_CRC_START)) {
+		*why = "has a bad checksum";
+		return CK_SLOT_NOTE;
+	}
+	rc = mfs_super_decode(p, mfs_image_blocks(v->img), other, sb);
+	if (rc == -EPROTONOSUPPORT) {
+		*why = "has an unsupported version or feature";
+		return CK_SLOT_BAD;
+	}
+	if (rc) {
+		*why = "has impossible fields";
+		return CK_SLOT_BAD;
+	}
+	if (memcmp(sb->uuid, v->sb.uuid, MFS_UUID_SIZE) ||
+	    memcmp(sb->hash_seed, v->sb.hash_seed, sizeof(sb->hash_seed)) ||
+	    sb->block_count > v->sb.block_count) {
+		*why = "does not belong with the slot in use";
+		return CK_SLOT_BAD;
 	}
 	if (sb->generation > v->sb.generation ||
-	    memcmp(sb->uuid, v->sb.uuid, MFS_UUID_SIZE) ||
-	    memcmp(sb->hash_seed, v->sb.hash_seed, sizeof(sb->hash_seed)) ||
-	    sb->block_count > v->sb.block_count)
-		return "does not belong with the slot in use";
-	return NULL;
+	    (sb->generation == v->sb.generation && !same_commit(sb, &v->sb))) {
+		*why = "has an impossible generation";
+		return CK_SLOT_BAD;
+	}
+	if (sb->generation + 1 < v->sb.generation) {
+		*why = "is older than the commit before the one in use";
+		return CK_SLOT_NOTE;
+	}
+	*why = NULL;
+	return CK_SLOT_OK;
 }
 
 static void ck_free(struct ck *c)
@@ -711,8 +761,8 @@ static void log_sink(int level, const char *msg)
 		fprintf(stderr, "%s: %s\n", mfs_log_progname(), msg);
 }
 
-int mfs_check(const char *path, const struct mfs_check_opts *o,
-	      struct mfs_check_result *res)
+static int check_image(const char *path, const struct mfs_check_opts *o,
+		       struct mfs_check_result *res)
 {
 	bool repair = o->flags & MFS_CHECK_REPAIR;
 	FILE *out = o->out ? o->out : stdout;
@@ -730,10 +780,8 @@ int mfs_check(const char *path, const struct mfs_check_opts *o,
 	mfs_log_set_sink(log_sink);
 	rc = mfs_vol_open(path, MFS_VOL_FSCK | (repair ? 0 : MFS_VOL_RDONLY), &v);
 	open_error = NULL;
-	if (rc) {
-		mfs_log_set_sink(NULL);
+	if (rc)
 		return rc;
-	}
 	/* The core opens such an image read-only; a checker cannot vouch for
 	 * structures it does not know. */
 	if (v->sb.feature_ro_compat & ~MFS_FEATURE_RO_COMPAT_SUPP) {
@@ -743,7 +791,6 @@ int mfs_check(const char *path, const struct mfs_check_opts *o,
 			 (unsigned)(v->sb.feature_ro_compat &
 				    ~MFS_FEATURE_RO_COMPAT_SUPP));
 		mfs_vol_close_dirty(v);
-		mfs_log_set_sink(NULL);
 		return -EPROTONOSUPPORT;
 	}
 	res->blocks_total = v->sb.block_count;
@@ -753,12 +800,13 @@ int mfs_check(const char *path, const struct mfs_check_opts *o,
 	clean = v->sb.state == MFS_STATE_CLEAN;
 	if (clean && !(o->flags & MFS_CHECK_FORCE)) {
 		struct mfs_super other;
+		const char *why;
 
-		/* A damaged slot is always worth a full check. */
-		if (!ck_other_slot(v, &other)) {
+		/* Anything unusual in the other slot, even what a crash
+		 * leaves, is worth a full check. */
+		if (ck_other_slot(v, &other, &why) == CK_SLOT_OK) {
 			res->skipped_clean = true;
 			mfs_vol_close_dirty(v);
-			mfs_log_set_sink(NULL);
 			return 0;
 		}
 	}
@@ -767,7 +815,6 @@ int mfs_check(const char *path, const struct mfs_check_opts *o,
 	if (rc || !repair || res->repair_failed) {
 		/* Nothing committed: the image stays as it was. */
 		mfs_vol_close_dirty(v);
-		mfs_log_set_sink(NULL);
 		return rc;
 	}
 	if (res->fixed || res->modified) {
@@ -781,7 +828,6 @@ int mfs_check(const char *path, const struct mfs_check_opts *o,
 			res->unfixed += res->fixed;
 			res->fixed = 0;
 			mfs_vol_close_dirty(v);
-			mfs_log_set_sink(NULL);
 			return 0;
 		}
 		res->modified = true;
@@ -794,7 +840,6 @@ int mfs_check(const char *path, const struct mfs_check_opts *o,
 				rc ? " (the check failed)" : "");
 			res->unfixed += vr.problems ? vr.problems : 1;
 			mfs_vol_close_dirty(v);
-			mfs_log_set_sink(NULL);
 			return 0;
 		}
 		res->files = vr.files;
@@ -802,16 +847,26 @@ int mfs_check(const char *path, const struct mfs_check_opts *o,
 	} else if (clean) {
 		/* Nothing to write. */
 		mfs_vol_close_dirty(v);
-		mfs_log_set_sink(NULL);
 		return 0;
 	}
 	/* Mark it clean. */
 	rc = mfs_vol_close(v);
-	mfs_log_set_sink(NULL);
 	if (rc) {
 		fprintf(out, "%s: marking the image clean failed: %s\n", name,
 			strerror(-rc));
 		res->repair_failed = true;
 	}
 	return 0;
+}
+
+int mfs_check(const char *path, const struct mfs_check_opts *o,
+	      struct mfs_check_result *res)
+{
+	void (*saved)(int, const char *) = mfs_log_get_sink();
+	int rc;
+
+	rc = check_image(path, o, res);
+	/* The caller's sink, not stderr: a daemon or a test has its own. */
+	mfs_log_set_sink(saved);
+	return rc;
 }

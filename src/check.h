@@ -70,6 +70,9 @@ struct mfs_check_result {
  * -EPROTONOSUPPORT (unknown version or feature), -ENOENT, -ENOMEM, ...;
  * res->error then says why in words when the core said so. Nothing is
  * printed in that case: the caller words the error.
+ *
+ * While it runs, the core's log messages go to stderr (see check.c); the
+ * caller's log sink (mfs_log_set_sink) is put back before it returns.
  */
 int mfs_check(const char *path, const struct mfs_check_opts *opts,
 	      struct mfs_check_result *res);

@@ -175,9 +175,15 @@ void ck_error(struct ck *c, const char *fmt, ...)
 const char *ck_key_str(const struct mfs_key *k, char *buf, size_t len);
 extern const char *const ck_tree_name[MFS_TREE_COUNT];
 
-/* NULL if the superblock slot not in use is valid and belongs with the
- * one in use (decoded into *sb), else what is wrong with it. */
-const char *ck_other_slot(struct mfs_vol *v, struct mfs_super *sb);
+/* The superblock slot not in use (decoded into *sb when its checksum is
+ * right). CK_SLOT_OK: valid, the commit before the one in use (or the same
+ * one, on a fresh image). CK_SLOT_NOTE: what a crash or a lost write
+ * leaves (torn, or older than the commit before): informational, the next
+ * commit rewrites it. CK_SLOT_BAD: written whole but wrong: a problem.
+ * *why says what is wrong (NULL for CK_SLOT_OK). */
+enum ck_slot { CK_SLOT_OK, CK_SLOT_NOTE, CK_SLOT_BAD };
+enum ck_slot ck_other_slot(struct mfs_vol *v, struct mfs_super *sb,
+			   const char **why);
 
 /* ---- check.c: arrays and block runs ---- */
 /* Make room for one more element in *p (nr used, *cap allocated). */

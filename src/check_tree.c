@@ -304,22 +304,42 @@ static int walk_tree(struct walk *w, const struct mfs_root *root)
 /* Pass 1: the superblock slots                                        */
 /* ------------------------------------------------------------------ */
 
-/* The slot that is not current must be valid (an older generation is
- * normal) and describe the same filesystem; if not, the next commit
- * rewrites it, since a commit always writes the slot that is not current. */
+/* The slot that is not current: what a crash leaves there (torn, or older
+ * than it should be) is a note, since the slot in use is whole and the
+ * next commit rewrites the other one (a commit always writes the slot that
+ * is not current); a slot written whole but wrong is a problem, rewritten
+ * by the repair's commit. See ck_other_slot(). */
 static void check_slots(struct ck *c)
 {
 	struct mfs_vol *v = c->v;
 	unsigned other = 1u - v->cur_slot;
 	struct mfs_super sb;
-	const char *why = ck_other_slot(v, &sb);
+	const char *why;
 
-	if (why) {
+	switch (ck_other_slot(v, &sb, &why)) {
+	case CK_SLOT_BAD:
 		if (ck_problem(c, "Rewrite", "Superblock slot %u %s (slot %u, "
 			       "generation %llu, is in use)", other, why,
 			       v->cur_slot, (unsigned long long)v->sb.generation))
 			v->dirty = true;
 		return;
+	case CK_SLOT_NOTE:
+		if (sb.generation)
+			ck_note(c, "Note: superblock slot %u %s (generation %llu; "
+				"slot %u, generation %llu, is in use), as a lost "
+				"superblock write leaves it: harmless, the next "
+				"commit rewrites it",
+				other, why, (unsigned long long)sb.generation,
+				v->cur_slot, (unsigned long long)v->sb.generation);
+		else
+			ck_note(c, "Note: superblock slot %u %s (slot %u, "
+				"generation %llu, is in use), as a commit "
+				"interrupted by a crash leaves it: harmless, the "
+				"next commit rewrites it", other, why, v->cur_slot,
+				(unsigned long long)v->sb.generation);
+		return;
+	case CK_SLOT_OK:
+		break;
 	}
 	ck_verbose(c, "Superblock slot %u: generation %llu (in use); slot %u: "
 		   "generation %llu", v->cur_slot,

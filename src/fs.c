@@ -1019,6 +1019,26 @@ out:
 /* Removing and renaming                                               */
 /* ------------------------------------------------------------------ */
 
+/* The link counts an entry implies: a file named by an entry has at least
+ * one link, a directory holding a subdirectory at least three. A damaged
+ * image may say less; removing or renaming would then wrap the count
+ * around (a file with 4 billion links, never freed), so it is corruption
+ * instead, found before anything changes. */
+static int check_links(struct mfs_vol *v, const struct mfs_inode *in,
+		       const struct mfs_inode *dir)
+{
+	if (in->nlink < 1)
+		return MFS_CORRUPT(v, "inode %llu: link count 0, but directory "
+				   "%llu names it", (unsigned long long)in->ino,
+				   (unsigned long long)dir->ino);
+	if (S_ISDIR(in->mode) && dir->nlink < 3)
+		return MFS_CORRUPT(v, "directory %llu: link count %u, but it "
+				   "holds directory %llu",
+				   (unsigned long long)dir->ino, dir->nlink,
+				   (unsigned long long)in->ino);
+	return 0;
+}
+
 static int remove_entry(struct mfs_fs *fs, uint64_t parent, const char *name,
 			bool dir)
 {
@@ -1059,6 +1079,9 @@ static int remove_entry(struct mfs_fs *fs, uint64_t parent, const char *name,
 			goto out;
 		}
 	}
+	rc = check_links(v, &in, &d);
+	if (rc)
+		goto out;
 	rc = need_delete_space(fs);
 	if (rc)
 		goto out;
@@ -1183,6 +1206,11 @@ int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
 	}
 	if (have_dst && dst.ino == src.ino)
 		goto out; /* the same file: nothing to do (POSIX) */
+	rc = check_links(v, &src, &p1);
+	if (!rc && have_dst)
+		rc = check_links(v, &dst, pp2);
+	if (rc)
+		goto out;
 	/* A directory cannot move below itself. */
 	if (S_ISDIR(src.mode) && newparent != parent) {
 		rc = is_ancestor(v, src.ino, newparent);

@@ -23,6 +23,11 @@ void mfs_log_set_sink(void (*sink)(int level, const char *msg))
 	log_sink = sink;
 }
 
+void (*mfs_log_get_sink(void))(int level, const char *msg)
+{
+	return log_sink;
+}
+
 void mfs_log_set_level(int max_level)
 {
 	log_max = max_level;

@@ -19,6 +19,9 @@ const char *mfs_log_progname(void);
 /* Install a sink (NULL restores stderr). Messages above max_level are
  * dropped (default MFS_LOG_INFO). */
 void mfs_log_set_sink(void (*sink)(int level, const char *msg));
+/* The sink installed now (NULL: stderr), so that a library function that
+ * installs its own can put the caller's back. */
+void (*mfs_log_get_sink(void))(int level, const char *msg);
 void mfs_log_set_level(int max_level);
 
 void mfs_log(int level, const char *fmt, ...)

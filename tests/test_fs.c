@@ -52,6 +52,7 @@
 #include "btree.h"
 #include "dir.h"
 #include "endian.h"
+#include "inode.h"
 #include "log.h"
 #include "txn.h"
 
@@ -5283,10 +5284,79 @@ static void test_random_abort(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* ------------------------------------------------------------------ */
+/* Link counts a damaged image gets wrong                              */
+/* ------------------------------------------------------------------ */
+
+/* Set an inode's link count in the image (closed), as damage would. */
+static void set_nlink(struct fx *fx, uint64_t ino, uint32_t nlink)
+{
+	struct mfs_vol *v;
+	struct mfs_inode in;
+
+	assert_int_equal(mfs_vol_open(fx->img, 0, &v), 0);
+	assert_int_equal(mfs_inode_read(v, ino, &in), 0);
+	in.nlink = nlink;
+	assert_int_equal(mfs_inode_write(v, &in), 0);
+	v->dirty = true;
+	assert_int_equal(mfs_txn_commit(v), 0);
+	assert_int_equal(mfs_vol_close(v), 0);
+}
+
+/* Reopen, expect op to find corruption (-EUCLEAN: EIO to the user) and
+ * change nothing that gets committed. */
+static void expect_corrupt(struct fx *fx, int rc)
+{
+	assert_int_equal(rc, -EUCLEAN);
+	assert_int_not_equal(mfs_fs_close(fx->fs), 0);
+	assert_int_equal(mfs_fs_open(fx->img, 0, &fx->fs), 0);
+}
+
+/*
+ * A file still named by an entry with a link count of 0, or a directory
+ * holding a subdirectory with a link count below 3: unlink, rmdir and
+ * rename would have wrapped the count around (4 billion links, the inode
+ * never freed). They must report corruption instead and leave the image
+ * as it was.
+ */
+static void test_link_count_damaged(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_attr f, g, d, sub;
+
+	assert_int_equal(mfs_create(fx->fs, &ROOT, MFS_ROOT, "f", S_IFREG | 0644,
+				    0, &f), 0);
+	mfs_release(fx->fs, f.ino);
+	assert_int_equal(mfs_create(fx->fs, &ROOT, MFS_ROOT, "g", S_IFREG | 0644,
+				    0, &g), 0);
+	mfs_release(fx->fs, g.ino);
+	assert_int_equal(mfs_mkdir(fx->fs, &ROOT, MFS_ROOT, "d", 0755, &d), 0);
+	assert_int_equal(mfs_mkdir(fx->fs, &ROOT, d.ino, "sub", 0755, &sub), 0);
+	assert_int_equal(mfs_fs_close(fx->fs), 0);
+
+	set_nlink(fx, f.ino, 0);
+	set_nlink(fx, d.ino, 2);
+	assert_int_equal(mfs_fs_open(fx->img, 0, &fx->fs), 0);
+	expect_corrupt(fx, mfs_unlink(fx->fs, MFS_ROOT, "f"));
+	expect_corrupt(fx, mfs_rename(fx->fs, MFS_ROOT, "g", MFS_ROOT, "f", 0));
+	expect_corrupt(fx, mfs_rename(fx->fs, MFS_ROOT, "f", MFS_ROOT, "h", 0));
+	expect_corrupt(fx, mfs_rmdir(fx->fs, d.ino, "sub"));
+	expect_corrupt(fx, mfs_rename(fx->fs, d.ino, "sub", MFS_ROOT, "sub2", 0));
+	/* Nothing changed. */
+	assert_int_equal(getattr_ok(fx->fs, f.ino).nlink, 0);
+	assert_int_equal(getattr_ok(fx->fs, g.ino).nlink, 1);
+	assert_int_equal(getattr_ok(fx->fs, d.ino).nlink, 2);
+	assert_int_equal(lookup_rc(fx->fs, MFS_ROOT, "f", NULL), 0);
+	assert_int_equal(lookup_rc(fx->fs, d.ino, "sub", NULL), 0);
+	/* Good counts still work. */
+	assert_int_equal(mfs_unlink(fx->fs, MFS_ROOT, "g"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_root),
+		T(test_link_count_damaged),
 		T(test_mknod),
 		T(test_mknod_dir_eperm),
 		T(test_mkdir),

@@ -41,11 +41,13 @@
 
 #include "alloc.h"
 #include "btree.h"
+#include "check.h"
 #include "crc32c.h"
 #include "dir.h"
 #include "endian.h"
 #include "image.h"
 #include "inode.h"
+#include "log.h"
 #include "mmapfs/mmapfs.h"
 #include "siphash.h"
 #include "txn.h"
@@ -1474,6 +1476,8 @@ static void test_sb_next_ino(void **state)
 	check_repair("Next inode number 5 is not above the highest inode", false);
 }
 
+/* A slot written whole (right checksum) with a field no writer makes is
+ * not what a crash leaves: a problem, rewritten by the repair. */
 static void test_old_slot_fields(void **state)
 {
 	unsigned other = 1u - sb_current(NULL);
@@ -1483,9 +1487,93 @@ static void test_old_slot_fields(void **state)
 	sb_read(other, sb);
 	mfs_put_le32(sb + offsetof(struct mfs_disk_super, sb_block_size), 512);
 	sb_write(other, sb, true);
-	snprintf(pat, sizeof(pat), "Superblock slot %u has a bad checksum or "
-		 "impossible fields", other);
+	snprintf(pat, sizeof(pat), "Superblock slot %u has impossible fields",
+		 other);
 	check_repair(pat, false);
+}
+
+/* Two commits cannot have the same generation: a slot that claims the
+ * generation in use for another state is a problem. */
+static void test_old_slot_same_gen(void **state)
+{
+	struct mfs_super cur;
+	unsigned other = 1u - sb_current(&cur);
+	uint8_t sb[MFS_SB_SIZE];
+	char pat[100];
+
+	sb_read(other, sb);
+	mfs_put_le64(sb + offsetof(struct mfs_disk_super, sb_generation),
+		     cur.generation);
+	sb_write(other, sb, true);
+	snprintf(pat, sizeof(pat), "Superblock slot %u has an impossible "
+		 "generation", other);
+	check_repair(pat, false);
+}
+
+/*
+ * What a crash can leave in the slot not in use is not a problem: the
+ * slot in use holds a whole commit and the next commit rewrites the other
+ * one. fsck prints a note and exits 0 in every mode; on an image marked
+ * clean nothing is written, even by -y. pattern: the note.
+ */
+static void expect_slot_note(const char *pattern)
+{
+	static const char *const modes[] = { "-n", "-fn", "-y", "-fy", "-p",
+					      "-fp" };
+	size_t l0, l1;
+	uint8_t *before = slurp(img, &l0), *after;
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		expect_rc(fsck(modes[i]), 0, modes[i]);
+		expect_out(pattern);
+		expect_out("the next commit rewrites it");
+		expect_no_out("Rewrite");
+		expect_no_out("REWRITTEN");
+		expect_no_out("NOT FIXED");
+		expect_no_out("WARNING");
+		expect_no_out("MODIFIED");
+		/* Checked in full although marked clean, as any unusual
+		 * slot is. */
+		expect_no_out(": clean,");
+		after = slurp(img, &l1);
+		assert_int_equal(l0, l1);
+		assert_memory_equal(before, after, l0);
+		free(after);
+	}
+	free(before);
+	/* The next commit rewrites the slot. */
+	consistency_walk();
+	expect_rc(fsck("-fn"), 0, "fsck -fn after mfs_fs_open");
+	expect_no_out("Note");
+}
+
+/* A superblock write cut short by power loss: the new sector's first
+ * bytes, the old one's after them. */
+static void test_old_slot_torn(void **state)
+{
+	struct mfs_super cur;
+	unsigned other = 1u - sb_current(&cur);
+	uint8_t sb[MFS_SB_SIZE], nsb[MFS_SB_SIZE];
+	char pat[100];
+
+	/* The commit after the one in use, as it would have written it. */
+	sb_read(cur.generation ? 1u - other : 0, nsb);
+	mfs_put_le64(nsb + offsetof(struct mfs_disk_super, sb_generation),
+		     cur.generation + 1);
+	mfs_put_le32(nsb + offsetof(struct mfs_disk_super, sb_slot), other);
+	mfs_put_le64(nsb + offsetof(struct mfs_disk_super, sb_free_blocks),
+		     cur.free_blocks - 7);
+	mfs_put_le32(nsb + offsetof(struct mfs_disk_super, sb_crc),
+		     mfs_crc32c(0, nsb + MFS_SB_CRC_START,
+				MFS_SB_SIZE - MFS_SB_CRC_START));
+	sb_read(other, sb);
+	memcpy(sb, nsb, 40); /* magic, crc, version, slot, ... generation */
+	sb_write(other, sb, false);
+	assert_int_equal(sb_current(NULL), 1u - other);
+	snprintf(pat, sizeof(pat), "Note: superblock slot %u has a bad checksum "
+		 "(slot %u, generation %llu, is in use)", other, 1u - other,
+		 (unsigned long long)cur.generation);
+	expect_slot_note(pat);
 }
 
 static void test_old_slot_crc(void **state)
@@ -1497,8 +1585,90 @@ static void test_old_slot_crc(void **state)
 	sb_read(other, sb);
 	sb[offsetof(struct mfs_disk_super, sb_label)] ^= 0x20;
 	sb_write(other, sb, false);
-	snprintf(pat, sizeof(pat), "Superblock slot %u has a bad checksum", other);
-	check_repair(pat, false);
+	snprintf(pat, sizeof(pat), "Note: superblock slot %u has a bad checksum",
+		 other);
+	expect_slot_note(pat);
+}
+
+/* A torn sector read back as zeros. */
+static void test_old_slot_zeroed(void **state)
+{
+	unsigned other = 1u - sb_current(NULL);
+	uint8_t sb[MFS_SB_SIZE] = { 0 };
+	char pat[100];
+
+	sb_write(other, sb, false);
+	snprintf(pat, sizeof(pat), "Note: superblock slot %u has no mmapfs "
+		 "magic", other);
+	expect_slot_note(pat);
+}
+
+/* A superblock write the disk lost: the other slot is valid but older
+ * than the commit before the one in use. */
+static void test_old_slot_stale(void **state)
+{
+	struct mfs_super cur;
+	unsigned other = 1u - sb_current(&cur);
+	uint8_t sb[MFS_SB_SIZE];
+	char pat[160];
+
+	assert_true(cur.generation >= 4);
+	sb_read(other, sb);
+	mfs_put_le64(sb + offsetof(struct mfs_disk_super, sb_generation),
+		     cur.generation - 3);
+	/* Its roots no newer than it (what it points at is not checked: it
+	 * is not in use, and may have been reused). */
+	for (unsigned t = 0; t < MFS_TREE_COUNT; t++) {
+		uint8_t *rt = sb + offsetof(struct mfs_disk_super, sb_roots) +
+			      t * sizeof(struct mfs_disk_root) +
+			      offsetof(struct mfs_disk_root, rt_generation);
+
+		if (mfs_get_le64(rt) > cur.generation - 3)
+			mfs_put_le64(rt, cur.generation - 3);
+	}
+	sb_write(other, sb, true);
+	snprintf(pat, sizeof(pat), "Note: superblock slot %u is older than the "
+		 "commit before the one in use (generation %llu; slot %u, "
+		 "generation %llu, is in use)", other,
+		 (unsigned long long)cur.generation - 3, 1u - other,
+		 (unsigned long long)cur.generation);
+	expect_slot_note(pat);
+}
+
+/* A crash image: marked in use, the other slot torn. -n finds nothing;
+ * -y marks it clean, and that commit rewrites the slot. */
+static void test_old_slot_torn_dirty(void **state)
+{
+	struct mfs_fs *fs;
+	unsigned other;
+	uint8_t sb[MFS_SB_SIZE];
+	size_t l0, l1;
+	uint8_t *before, *after;
+
+	assert_int_equal(mfs_fs_open(img, 0, &fs), 0);
+	mfs_fs_close_dirty(fs);
+	other = 1u - sb_current(NULL);
+	sb_read(other, sb);
+	sb[200] ^= 0x10;
+	sb_write(other, sb, false);
+	before = slurp(img, &l0);
+	expect_rc(fsck("-n"), 0, "fsck -n, crash image");
+	expect_out("Pass 1");
+	expect_out("Note: superblock slot ");
+	expect_no_out("WARNING");
+	after = slurp(img, &l1);
+	assert_memory_equal(before, after, l0);
+	free(before);
+	free(after);
+	expect_rc(fsck("-y"), 0, "fsck -y, crash image");
+	expect_out("Note: superblock slot ");
+	expect_no_out("MODIFIED");
+	/* Marked clean by a commit to the torn slot, now in use. */
+	assert_int_equal(sb_current(NULL), other);
+	expect_rc(fsck("-fn"), 0, "fsck -fn after -y");
+	expect_no_out("Note");
+	expect_rc(fsck("-n"), 0, "fsck -n after -y");
+	expect_out("clean");
 }
 
 /* A slot from another filesystem: found even without -f on a clean image. */
@@ -1633,6 +1803,8 @@ static void test_both_slots_bad(void **state)
 		sb_write(i, sb, false);
 	}
 	before = slurp(img, &l0);
+	expect_rc(fsck("-n"), 8, "fsck -n without a valid superblock");
+	expect_out("no valid superblock");
 	expect_rc(fsck("-fy"), 8, "fsck -fy without a valid superblock");
 	expect_out("no valid superblock");
 	expect_out("there are no backup superblocks to search");
@@ -1648,6 +1820,45 @@ static void test_unknown_feature(void **state)
 	expect_rc(fsck("-fn"), 8, "fsck -fn, unknown ro_compat feature");
 	expect_out("has features this version does not know (ro_compat 0x4)");
 	expect_rc(fsck("-fy"), 8, "fsck -fy, unknown ro_compat feature");
+}
+
+static unsigned sink_calls;
+
+static void my_sink(int level, const char *msg)
+{
+	(void)level;
+	(void)msg;
+	sink_calls++;
+}
+
+/* mfs_check puts the caller's log sink back, whether the check ran or
+ * could not start. */
+static void test_log_sink_kept(void **state)
+{
+	struct mfs_check_opts o = { .flags = MFS_CHECK_FORCE };
+	struct mfs_check_result r;
+	char missing[320];
+	FILE *devnull = fopen("/dev/null", "w");
+
+	assert_non_null(devnull);
+	o.out = devnull;
+	mfs_log_set_sink(my_sink);
+	assert_int_equal(mfs_check(img, &o, &r), 0);
+	assert_int_equal(r.problems, 0);
+	assert_ptr_equal(mfs_log_get_sink(), my_sink);
+	sink_calls = 0;
+	mfs_log(MFS_LOG_ERR, "to the caller's sink");
+	assert_int_equal(sink_calls, 1);
+
+	snprintf(missing, sizeof(missing), "%s/nope.img", tmpdir);
+	assert_int_equal(mfs_check(missing, &o, &r), -ENOENT);
+	assert_ptr_equal(mfs_log_get_sink(), my_sink);
+
+	o.flags |= MFS_CHECK_REPAIR;
+	assert_int_equal(mfs_check(img, &o, &r), 0);
+	assert_ptr_equal(mfs_log_get_sink(), my_sink);
+	mfs_log_set_sink(NULL);
+	fclose(devnull);
 }
 
 static void test_progress(void **state)
@@ -1754,7 +1965,12 @@ int main(void)
 		T(test_sb_free_blocks),
 		T(test_sb_next_ino),
 		T(test_old_slot_fields),
+		T(test_old_slot_same_gen),
+		T(test_old_slot_torn),
 		T(test_old_slot_crc),
+		T(test_old_slot_zeroed),
+		T(test_old_slot_stale),
+		T(test_old_slot_torn_dirty),
 		T(test_old_slot_foreign),
 		T(test_mkfs_clean),
 		T(test_dirty_state),
@@ -1763,6 +1979,7 @@ int main(void)
 		T(test_not_mmapfs),
 		T(test_both_slots_bad),
 		T(test_unknown_feature),
+		T(test_log_sink_kept),
 		T(test_progress),
 		T(test_verbose),
 		T(test_fsck8),

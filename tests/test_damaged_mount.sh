@@ -1,0 +1,227 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# test_damaged_mount.sh MMAPFS MKFS FSCK DAMAGE — the daemon on damaged
+# images.
+#
+# DAMAGE (tests/mfs_damage.c) builds a populated base image and makes one
+# kind of damage to a copy of it: bad checksums, bad block pointers, a
+# pointer loop, item bounds, out-of-range and shared extents, blocks both
+# used and free, bad entry name lengths, a directory cycle, bad modes and
+# link counts, a stray orphan entry, a missing symlink chunk, a bad xattr,
+# garbage superblocks, a truncated image (see `mfs_damage list`). For each
+# kind the daemon is started in the foreground on the damaged copy, and
+# either
+#   - refuses it: a non-zero exit (not a signal), exactly one line on
+#     stderr, "mmapfs: ...", nothing mounted; or
+#   - mounts it, and a workload — find + stat of everything, every file
+#     read, ls -laR, getfattr -R, readlink, a new file written and
+#     fsync'd, rm -rf of the damaged subtree — gets only normal results or
+#     EIO (each step under `timeout`: a hang fails), after which the daemon
+#     must still answer, unmount cleanly and exit with 0 or 1 (mmapfs(8):
+#     1 = the image could not be closed cleanly, which a volume that met
+#     corruption is not). Whenever anything got EIO, the daemon's log must
+#     hold a one-line "mmapfs: corruption: ..." message.
+# Never a core dump, a sanitizer report or a signal. Then fsck.mmapfs -fn
+# must run on what the daemon left (exit 0, 4 or 8; no signal).
+#
+# MMAPFS_DAMAGE_KINDS="kind ..." runs only those kinds.
+#
+# Runs in a private mount namespace; every daemon started here is killed
+# and every mount removed at exit, whatever happens.
+set -u
+
+MMAPFS=$(realpath "$1")
+MKFS=$(realpath "$2")
+FSCK=$(realpath "$3")
+DAMAGE=$(realpath "$4")
+
+if [ -z "${MMAPFS_DAMAGE_NS:-}" ]; then
+	if ! unshare --mount --propagation private true 2>/dev/null; then
+		echo "test_damaged_mount: cannot make a mount namespace (unshare -m); need root"
+		exit 1
+	fi
+	export MMAPFS_DAMAGE_NS=1
+	exec unshare --mount --propagation private bash "$0" "$@"
+fi
+T=$(mktemp -d "${TMPDIR:-/tmp}/mmapfs-damaged.XXXXXX") || exit 1
+MNT=$T/mnt
+PID=""
+FAILS=0
+KIND=setup
+
+cleanup() {
+	[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
+	if grep -qF " $MNT " /proc/mounts; then
+		fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+	fi
+	wait 2>/dev/null
+	if grep -qF " $T/" /proc/mounts; then
+		echo "FAIL: mounts left behind:"
+		grep -F " $T/" /proc/mounts
+		umount -l "$MNT" 2>/dev/null
+		exit 1
+	fi
+	[ -n "${MMAPFS_TEST_KEEP:-}" ] && { echo "kept $T"; return; }
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' TERM INT HUP
+
+fail() {
+	echo "FAIL: $KIND: $*"
+	FAILS=$((FAILS + 1))
+}
+
+mounted() { grep -qF " $MNT " /proc/mounts; }
+
+# A daemon's exit status: not a signal, no sanitizer report, no core.
+check_exit() {
+	local rc=$1 what=$2
+	if [ "$rc" -ge 128 ]; then
+		fail "$what: daemon killed by signal $((rc - 128))"
+	fi
+	if grep -q "Sanitizer\|runtime error\|core dumped" "$T/log"; then
+		fail "$what: sanitizer report or core dump"
+	fi
+}
+
+# wait_exit: up to 60 s for the daemon to exit; its status in RC.
+wait_exit() {
+	local i
+	for i in $(seq 600); do
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$PID" 2>/dev/null; then
+		fail "daemon did not exit"
+		kill -KILL "$PID"
+	fi
+	wait "$PID"
+	RC=$?
+	PID=""
+}
+
+# step NAME CMD...: run CMD (stdout dropped, stderr kept) under a timeout;
+# every line of stderr must be an EIO, or a consequence of one named in
+# $ALLOW (a regex).
+step() {
+	local name=$1 rc bad
+	shift
+	timeout -k 5 60 "$@" >/dev/null 2>"$T/step.err"
+	rc=$?
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		fail "$name: hung (killed after 60 s)"
+		return
+	fi
+	if [ -s "$T/step.err" ]; then
+		grep -q "Input/output error" "$T/step.err" && EIO=1
+		# Once the daemon has found corruption the volume takes no more
+		# changes (mmapfs(8)): EROFS, like ext4's errors=remount-ro.
+		local erofs='^$'
+		grep -q "^mmapfs: corruption: " "$T/log" && erofs="Read-only file system"
+		bad=$(grep -v "Input/output error" "$T/step.err" | grep -v "$erofs" |
+			grep -Ev "${ALLOW:-^\$}" | head -3)
+		[ -n "$bad" ] && fail "$name: unexpected error: $bad"
+	fi
+	# Nothing but EIO may fail a step (a failing command must have said
+	# why, on stderr).
+	if [ "$rc" != 0 ] && [ ! -s "$T/step.err" ]; then
+		fail "$name: exit status $rc without a message"
+	fi
+}
+
+mkdir "$MNT" || exit 1
+"$DAMAGE" base "$T/base.img" || { echo "FAIL: cannot build the base image"; exit 1; }
+"$FSCK" -fn "$T/base.img" >"$T/fsck.out" 2>&1 ||
+	{ cat "$T/fsck.out"; echo "FAIL: the base image is not clean"; exit 1; }
+
+KINDS=${MMAPFS_DAMAGE_KINDS:-$("$DAMAGE" list)}
+NKINDS=0
+NREFUSED=0
+NMOUNTED=0
+for KIND in $KINDS; do
+	NKINDS=$((NKINDS + 1))
+	cp --sparse=always "$T/base.img" "$T/img"
+	SUB=$("$DAMAGE" "$KIND" "$T/img") || { fail "mfs_damage failed"; continue; }
+	EIO=0
+	: >"$T/log"
+	"$MMAPFS" -f "$T/img" "$MNT" 2>"$T/log" </dev/null &
+	PID=$!
+	for _ in $(seq 100); do
+		mounted && break
+		kill -0 "$PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! mounted; then
+		# Refused: one line, a non-zero status, no signal.
+		wait_exit
+		rc=$RC
+		check_exit "$rc" "refusal"
+		[ "$rc" != 0 ] || fail "refused with exit status 0"
+		[ "$(wc -l <"$T/log")" = 1 ] ||
+			fail "refusal is not one line: $(head -c 1000 "$T/log")"
+		grep -q "^mmapfs: " "$T/log" || fail "refusal does not start with 'mmapfs: '"
+		echo "$KIND: refused, status $rc: $(head -c 200 "$T/log")"
+		NREFUSED=$((NREFUSED + 1))
+		continue
+	fi
+	NMOUNTED=$((NMOUNTED + 1))
+
+	# A directory cycle: the kernel refuses a second name for a directory
+	# inode it has cached (ELOOP); find may see the loop itself.
+	ALLOW="^\$"
+	[ "$KIND" = dir-cycle ] &&
+		ALLOW="Too many levels of symbolic links|File system loop detected"
+	step "find + stat" find "$MNT" -xdev -exec stat {} +
+	step "read every file" find "$MNT" -xdev -type f -exec cat {} +
+	step "readlink" find "$MNT" -xdev -type l -exec readlink -v {} +
+	step "ls -laR" ls -laR "$MNT"
+	step "getfattr" getfattr -R -h --absolute-names -d -m - "$MNT"
+	step "write + fsync" dd if=/dev/urandom of="$MNT/new-file" bs=64k count=4 \
+		conv=fsync status=none
+	# rm -rf: a directory whose entries could not be removed (EIO) is
+	# not empty.
+	ALLOW="Directory not empty|${ALLOW}"
+	if [ "$SUB" != "-" ]; then
+		step "rm -rf $SUB" rm -rf "$MNT/$SUB"
+	fi
+	ALLOW=""
+
+	# The daemon still answers.
+	kill -0 "$PID" 2>/dev/null || fail "daemon died during the workload"
+	timeout 10 stat "$MNT" >/dev/null 2>&1 || fail "the mount does not answer"
+	timeout 10 ls "$MNT" >/dev/null 2>"$T/ls.err" ||
+		grep -q "Input/output error" "$T/ls.err" || fail "readdir of the root fails"
+
+	timeout 60 fusermount3 -u "$MNT" 2>"$T/umount.err" ||
+		fail "unmount failed: $(cat "$T/umount.err")"
+	wait_exit
+	rc=$RC
+	mounted && { fail "still mounted"; fusermount3 -u -z "$MNT"; }
+	check_exit "$rc" "unmount"
+	case $rc in
+	0|1) ;;
+	*) fail "daemon exit status $rc after unmount" ;;
+	esac
+	if [ "$EIO" = 1 ] || [ "$rc" = 1 ]; then
+		grep -q "^mmapfs: corruption: " "$T/log" ||
+			fail "EIO, but no corruption message in the log: $(head -c 1000 "$T/log")"
+	fi
+	# Every line of the log is one message of ours.
+	bad=$(grep -v "^mmapfs: " "$T/log" | head -3)
+	[ -z "$bad" ] || fail "log lines not from mmapfs: $bad"
+
+	"$FSCK" -fn "$T/img" >"$T/fsck.out" 2>&1
+	frc=$?
+	case $frc in
+	0|4|8) ;;
+	*) fail "fsck.mmapfs -fn exit $frc: $(tail -5 "$T/fsck.out")" ;;
+	esac
+	grep -q "Sanitizer\|runtime error" "$T/fsck.out" && fail "fsck: sanitizer report"
+	echo "$KIND: mounted; $( [ "$EIO" = 1 ] && echo "EIO seen" || echo "no EIO"); daemon exit $rc; fsck -fn exit $frc"
+done
+
+echo "$NKINDS damage kinds: $NREFUSED refused, $NMOUNTED mounted; $FAILS failures"
+[ "$NKINDS" -ge 10 ] || [ -n "${MMAPFS_DAMAGE_KINDS:-}" ] || fail "fewer than 10 kinds"
+[ "$FAILS" = 0 ]

@@ -439,6 +439,29 @@ static int reap_all(struct mfs_fs *fs)
 	}
 }
 
+/* Read the orphan list and its inodes without changing anything: what
+ * reap_all would read, so that a deferred open finds the same damage an
+ * immediate one would, before anything is mounted. */
+static int scan_orphans(struct mfs_fs *fs)
+{
+	struct mfs_key lo = mfs_key_make(MFS_ORPHAN_OBJID, MFS_ITEM_ORPHAN, 0);
+	struct mfs_key hi = mfs_key_make(MFS_ORPHAN_OBJID, MFS_ITEM_ORPHAN,
+					 UINT64_MAX);
+	struct mfs_cursor c;
+	struct mfs_key k;
+	int rc;
+
+	mfs_cursor_init(&c, fs->v, MFS_TREE_FS, &lo, &hi);
+	while ((rc = mfs_cursor_next(&c, &k, NULL, NULL)) > 0) {
+		struct mfs_inode in;
+
+		rc = mfs_inode_read(fs->v, k.offset, &in);
+		if (rc && rc != -ENOENT)
+			return rc;
+	}
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Open, close, sync                                                   */
 /* ------------------------------------------------------------------ */
@@ -484,7 +507,16 @@ int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out)
 	pthread_mutex_init(&fs->ref_lock, NULL);
 	fs->v->reserve = reserve_blocks(fs);
 	fs->deferred = !fs->v->readonly && (flags & MFS_FS_DEFER);
-	if (!fs->v->readonly && !fs->deferred) {
+	if (fs->deferred) {
+		rc = scan_orphans(fs);
+		if (rc) {
+			mfs_log(MFS_LOG_ERR, "%s: reading the list of unlinked "
+				"files: %s", image, strerror(-rc));
+			mfs_vol_close_dirty(fs->v);
+			fs_free(fs);
+			return rc;
+		}
+	} else if (!fs->v->readonly) {
 		rc = start(fs, image);
 		if (rc) {
 			mfs_vol_close_dirty(fs->v);

@@ -667,8 +667,15 @@ static void stopper_stop(struct stopper *s)
 static void print_open_error(const char *image, int rc)
 {
 	const char *why = held_error();
+	size_t il = strlen(image);
 
-	if (why)
+	/* Damage: say which image, and what to run (the core's message
+	 * names neither when it comes from deep in a tree). */
+	if (why && rc == -EUCLEAN)
+		fprintf(stderr, "mmapfs: %s%s%s; run fsck.mmapfs\n",
+			strncmp(why, image, il) == 0 ? "" : image,
+			strncmp(why, image, il) == 0 ? "" : ": ", why);
+	else if (why)
 		fprintf(stderr, "mmapfs: %s\n", why);
 	else if (rc == -EINVAL)
 		fprintf(stderr, "mmapfs: %s: not an mmapfs image\n", image);

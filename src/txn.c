@@ -112,8 +112,7 @@ int mfs_super_decode(const void *slot, uint64_t image_blocks, unsigned slotno,
 	sb->feature_compat = mfs_get_le32(SB_CFIELD(p, sb_feature_compat));
 	sb->feature_ro_compat = mfs_get_le32(SB_CFIELD(p, sb_feature_ro_compat));
 	sb->feature_incompat = mfs_get_le32(SB_CFIELD(p, sb_feature_incompat));
-	if (sb->version != MFS_VERSION ||
-	    (sb->feature_incompat & ~MFS_FEATURE_INCOMPAT_SUPP))
+	if (sb->version != MFS_VERSION)
 		return -EPROTONOSUPPORT;
 	if (mfs_get_le32(SB_CFIELD(p, sb_block_size)) != MFS_BLOCK_SIZE ||
 	    mfs_get_le32(SB_CFIELD(p, sb_slot)) != slotno)
@@ -154,6 +153,10 @@ int mfs_super_decode(const void *slot, uint64_t image_blocks, unsigned slotno,
 	    sb->inode_count < 1 ||
 	    sb->next_ino < MFS_FIRST_INO || sb->next_ino > MFS_MAX_INO)
 		return -EUCLEAN;
+	/* Last, so that a slot whose only problem is its features is
+	 * decoded in full: it still counts when choosing (format.md 4.2). */
+	if (sb->feature_incompat & ~MFS_FEATURE_INCOMPAT_SUPP)
+		return -EPROTONOSUPPORT;
 	return 0;
 }
 
@@ -546,8 +549,21 @@ static int pick_super(struct mfs_vol *v, const char *path)
 	for (i = 0; i < MFS_SB_SLOTS; i++) {
 		rc[i] = mfs_super_decode(slot_ptr(v, i), mfs_image_blocks(v->img),
 					 i, &sb[i]);
-		if (rc[i] == 0 && (best < 0 || sb[i].generation > sb[best].generation))
+		/* A slot valid but for unknown incompat features (decoded in
+		 * full: version 1) takes part in the choice: if it is the
+		 * newest, a newer program wrote the current state, and
+		 * opening the older slot would throw that away. */
+		if ((rc[i] == 0 || (rc[i] == -EPROTONOSUPPORT &&
+				    sb[i].version == MFS_VERSION)) &&
+		    (best < 0 || sb[i].generation > sb[best].generation))
 			best = (int)i;
+	}
+	if (best >= 0 && rc[best] == -EPROTONOSUPPORT) {
+		mfs_log(MFS_LOG_ERR, "%s: uses features this version does not "
+			"know (incompat 0x%x); it cannot be opened", path,
+			(unsigned)(sb[best].feature_incompat &
+				   ~MFS_FEATURE_INCOMPAT_SUPP));
+		return -EPROTONOSUPPORT;
 	}
 	if (best < 0) {
 		if (rc[0] == -EINVAL && rc[1] == -EINVAL) {

@@ -555,6 +555,35 @@ static void test_unknown_incompat(void **state)
 	expect_open_fails(f, -EPROTONOSUPPORT);
 }
 
+/* The newest slot has an unknown incompat feature, the other is fine: the
+ * newest state wins the choice (format.md 4.2), so the open is refused
+ * rather than silently going back to the older state. */
+static void test_unknown_incompat_newest_slot(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *sb = sb_of(f, f->slot);
+
+	assert_true(mfs_get_le64(sb + SB_OFF_GENERATION) >
+		    mfs_get_le64(sb_of(f, 1 - f->slot) + SB_OFF_GENERATION));
+	mfs_put_le32(sb + SB_OFF_INCOMPAT, 0x80000000u);
+	sb_fix(sb);
+	expect_open_fails(f, -EPROTONOSUPPORT);
+}
+
+/* The same feature in the older slot only: that slot loses the choice. */
+static void test_unknown_incompat_older_slot(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *sb = sb_of(f, 1 - f->slot);
+	struct mfs_vol *v;
+
+	mfs_put_le32(sb + SB_OFF_INCOMPAT, 0x80000000u);
+	sb_fix(sb);
+	fx_unmap(f);
+	assert_int_equal(open_ro(f, &v), 0);
+	mfs_vol_close(v);
+}
+
 static void test_unknown_ro_compat(void **state)
 {
 	struct fx *f = *state;
@@ -1514,6 +1543,8 @@ int main(void)
 		T(test_one_slot_bad_other_fine),
 		T(test_unknown_version),
 		T(test_unknown_incompat),
+		T(test_unknown_incompat_newest_slot),
+		T(test_unknown_incompat_older_slot),
 		T(test_unknown_ro_compat),
 		T(test_unknown_compat),
 		T(test_bad_block_size),

@@ -50,6 +50,7 @@ struct mkfs_args {
 	const char *label;      /* NULL: none */
 	const char *root_dir;   /* -d: copy this directory in, NULL: none */
 	uint8_t uuid[MFS_UUID_SIZE];
+	uint32_t root_uid, root_gid; /* owner of / (default: who runs mkfs) */
 	bool force, quiet, prealloc;
 };
 
@@ -65,6 +66,9 @@ static void usage(FILE *f)
 		"  -d, --root-directory=DIR\n"
 		"                     copy the contents of DIR into the new file system\n"
 		"  -U, --uuid=UUID    volume UUID (8-4-4-4-12 hex digits) or 'random'\n"
+		"  -E root_owner=UID:GID\n"
+		"                     owner of the root directory; default: the user\n"
+		"                     running mkfs.mmapfs\n"
 		"  -F, --force        overwrite an image that holds a file system\n"
 		"  -p, --prealloc     allocate host space for the whole image now\n"
 		"  -q, --quiet        print nothing but errors\n"
@@ -167,6 +171,53 @@ static int parse_size_arg(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* -E options, comma-separated, as mke2fs takes them: root_owner[=UID:GID]
+ * (without a value: the user running mkfs, which is also the default). */
+static int parse_extended(const char *arg, struct mkfs_args *a)
+{
+	char *copy = strdup(arg), *save = NULL, *opt;
+	int rc = 0;
+
+	if (!copy) {
+		mfs_log(MFS_LOG_ERR, "out of memory");
+		return EXIT_FAIL;
+	}
+	for (opt = strtok_r(copy, ",", &save); opt && !rc;
+	     opt = strtok_r(NULL, ",", &save)) {
+		unsigned long long u, g;
+		char *end;
+
+		if (strcmp(opt, "root_owner") == 0) {
+			a->root_uid = (uint32_t)getuid();
+			a->root_gid = (uint32_t)getgid();
+			continue;
+		}
+		if (strncmp(opt, "root_owner=", 11) == 0) {
+			errno = 0;
+			u = strtoull(opt + 11, &end, 10);
+			if (!errno && end != opt + 11 && *end == ':' &&
+			    end[1] >= '0' && end[1] <= '9') {
+				g = strtoull(end + 1, &end, 10);
+				if (!errno && !*end && u < UINT32_MAX &&
+				    g < UINT32_MAX) {
+					a->root_uid = (uint32_t)u;
+					a->root_gid = (uint32_t)g;
+					continue;
+				}
+			}
+			mfs_log(MFS_LOG_ERR, "-E %s: not UID:GID (two numbers, "
+				"e.g. root_owner=1000:1000)", opt);
+			rc = EXIT_USAGE;
+			break;
+		}
+		mfs_log(MFS_LOG_ERR, "-E %s: unknown extended option (known: "
+			"root_owner[=UID:GID])", opt);
+		rc = EXIT_USAGE;
+	}
+	free(copy);
+	return rc;
+}
+
 /* Returns -1 to go on, or the exit status (after --help/--version: 0). */
 static int parse_args(int argc, char **argv, struct mkfs_args *a)
 {
@@ -175,6 +226,7 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
 		{ "label", required_argument, NULL, 'L' },
 		{ "root-directory", required_argument, NULL, 'd' },
 		{ "uuid", required_argument, NULL, 'U' },
+		{ "extended", required_argument, NULL, 'E' },
 		{ "force", no_argument, NULL, 'F' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "prealloc", no_argument, NULL, 'p' },
@@ -185,8 +237,12 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
 	const char *uuid_arg = "random";
 	int c, rc;
 
+	/* As mke2fs up to 1.42 did: a user who makes an image can use it. */
+	a->root_uid = (uint32_t)getuid();
+	a->root_gid = (uint32_t)getgid();
+
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":s:L:d:U:FqpVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:L:d:U:E:FqpVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
 			a->size_arg = optarg;
@@ -199,6 +255,11 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
 			break;
 		case 'U':
 			uuid_arg = optarg;
+			break;
+		case 'E':
+			rc = parse_extended(optarg, a);
+			if (rc)
+				return rc;
 			break;
 		case 'F':
 			a->force = true;
@@ -430,6 +491,8 @@ int main(int argc, char **argv)
 	opts.prealloc = a.prealloc;
 	opts.label = a.label;
 	opts.uuid = a.uuid;
+	opts.root_uid = a.root_uid;
+	opts.root_gid = a.root_gid;
 	fmt_uuid(a.uuid, uuid);
 	if (!a.quiet) {
 		printf("Creating mmapfs file system in %s\n", a.image);

@@ -681,9 +681,12 @@ void mfs_vol_close_dirty(struct mfs_vol *v)
 /* Format                                                              */
 /* ------------------------------------------------------------------ */
 
-static void put_inode(uint8_t *di, uint32_t mode, uint32_t nlink, uint64_t t)
+static void put_inode(uint8_t *di, uint32_t mode, uint32_t nlink, uint64_t t,
+		      uint32_t uid, uint32_t gid)
 {
 	memset(di, 0, sizeof(struct mfs_disk_inode));
+	mfs_put_le32(di + offsetof(struct mfs_disk_inode, di_uid), uid);
+	mfs_put_le32(di + offsetof(struct mfs_disk_inode, di_gid), gid);
 	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_parent), MFS_ROOT_INO);
 	/* Directories report one block, as small ext4 directories do. */
 	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_size), MFS_BLOCK_SIZE);
@@ -705,7 +708,8 @@ static uint64_t dirent_hash(const uint64_t seed[2], const char *name, size_t len
 }
 
 /* The root directory (inode 1) and lost+found (inode 2). */
-static int format_root(struct mfs_vol *v, uint64_t t)
+static int format_root(struct mfs_vol *v, uint64_t t, uint32_t uid,
+		       uint32_t gid)
 {
 	uint8_t di[sizeof(struct mfs_disk_inode)];
 	uint8_t de[MFS_DIRENT_HDR + 16];
@@ -713,12 +717,12 @@ static int format_root(struct mfs_vol *v, uint64_t t)
 	struct mfs_key k;
 	int rc;
 
-	put_inode(di, 040755, 3, t);
+	put_inode(di, 040755, 3, t, uid, gid);
 	k = mfs_key_make(MFS_ROOT_INO, MFS_ITEM_INODE, 0);
 	rc = mfs_btree_insert(v, MFS_TREE_FS, &k, di, sizeof(di));
 	if (rc)
 		return rc;
-	put_inode(di, 040700, 2, t);
+	put_inode(di, 040700, 2, t, uid, gid);
 	k = mfs_key_make(MFS_FIRST_INO, MFS_ITEM_INODE, 0);
 	rc = mfs_btree_insert(v, MFS_TREE_FS, &k, di, sizeof(di));
 	if (rc)
@@ -799,7 +803,7 @@ int mfs_format(const char *path, const struct mfs_format_opts *opts)
 		rc = mfs_btree_create(v, MFS_TREE_FS);
 	if (rc)
 		goto out;
-	rc = format_root(v, t);
+	rc = format_root(v, t, opts->root_uid, opts->root_gid);
 	if (rc)
 		goto out;
 	{

@@ -30,6 +30,7 @@ struct mfs_format_opts {
 	const char *label;             /* NULL or up to MFS_LABEL_MAX bytes */
 	const uint8_t *uuid;           /* NULL: random */
 	uint64_t time;                 /* 0: now */
+	uint32_t root_uid, root_gid;   /* owner of / and lost+found */
 };
 
 /* Create and format an image at path: superblocks, an empty FREE tree

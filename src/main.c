@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -64,6 +65,8 @@
 #define COMMIT_DEFAULT 5u
 /* A year: longer intervals are surely typos. */
 #define COMMIT_MAX (366u * 86400u)
+/* The mount's share of the dirty page cache, percent (see set_bdi). */
+#define BDI_RATIO_DEFAULT 50u
 
 extern char **environ;
 
@@ -71,6 +74,7 @@ struct options {
 	char *image;            /* malloc'd */
 	char *mountpoint;       /* malloc'd */
 	unsigned commit;        /* seconds; 0: only on fsync and unmount */
+	unsigned bdi_ratio;     /* bdi max_ratio to set; 0: the kernel's */
 	bool foreground, debug, single, help, version;
 	bool ro, sync;
 	bool have_fsname, have_subtype;
@@ -80,7 +84,7 @@ struct options {
 enum {
 	KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE,
 	KEY_COMMIT, KEY_RO, KEY_RW, KEY_SYNC, KEY_ASYNC, KEY_FSNAME,
-	KEY_SUBTYPE, KEY_DROP,
+	KEY_SUBTYPE, KEY_DROP, KEY_BDI_RATIO,
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -93,6 +97,7 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
 	FUSE_OPT_KEY("-s", KEY_SINGLE),
 	FUSE_OPT_KEY("commit=", KEY_COMMIT),
+	FUSE_OPT_KEY("bdi_max_ratio=", KEY_BDI_RATIO),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-r", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
@@ -160,6 +165,8 @@ static void usage(FILE *f)
 "       commit=SECONDS  commit changes every SECONDS (default %u; 0: only\n"
 "                       on fsync, sync and unmount)\n"
 "       sync            commit every change before it returns\n"
+"       bdi_max_ratio=N the mount's share of the dirty page cache, percent\n"
+"                       (default %u; 0: leave the kernel's 1%% for FUSE)\n"
 "       allow_other     let other users access the mount\n"
 "       fsname=NAME     source shown in /proc/mounts (default: IMAGE)\n"
 "       and libfuse's: allow_root, auto_unmount, max_read=N, max_write=N,\n"
@@ -173,10 +180,11 @@ static void usage(FILE *f)
 "Unmount with umount MOUNTPOINT or fusermount3 -u MOUNTPOINT.\n"
 "\n"
 "Exit status: 0 success, 1 failure, 2 command line error.\n",
-		COMMIT_DEFAULT);
+		COMMIT_DEFAULT, BDI_RATIO_DEFAULT);
 }
 
-static int parse_commit(const char *val, unsigned *out)
+/* A decimal number from 0 to max. Returns 0 or -1. */
+static int parse_uint(const char *val, unsigned long max, unsigned *out)
 {
 	char *end;
 	unsigned long v;
@@ -185,10 +193,15 @@ static int parse_commit(const char *val, unsigned *out)
 		return -1;
 	errno = 0;
 	v = strtoul(val, &end, 10);
-	if (errno || *end || v > COMMIT_MAX)
+	if (errno || *end || v > max)
 		return -1;
 	*out = (unsigned)v;
 	return 0;
+}
+
+static int parse_commit(const char *val, unsigned *out)
+{
+	return parse_uint(val, COMMIT_MAX, out);
 }
 
 static int opt_proc(void *data, const char *arg, int key,
@@ -231,6 +244,15 @@ static int opt_proc(void *data, const char *arg, int key,
 		if (parse_commit(arg + strlen("commit="), &o->commit)) {
 			fprintf(stderr, "mmapfs: -o %s: not a number of "
 				"seconds from 0 to %u\n", arg, COMMIT_MAX);
+			o->bad = true;
+			return -1;
+		}
+		return 0;
+	case KEY_BDI_RATIO:
+		if (parse_uint(arg + strlen("bdi_max_ratio="), 100,
+			       &o->bdi_ratio)) {
+			fprintf(stderr, "mmapfs: -o %s: not a percentage from "
+				"0 to 100\n", arg);
 			o->bad = true;
 			return -1;
 		}
@@ -705,10 +727,119 @@ static int add_opt_escaped(struct fuse_args *args, const char *name,
 	return rc ? -1 : 0;
 }
 
+/* ---- the mount's share of dirty pages ---------------------------------- */
+
+/*
+ * The kernel gives every FUSE mount's bdi max_ratio=1 and strict_limit: the
+ * mount may hold 1% of the dirty threshold, because an unprivileged daemon
+ * must not be able to pin memory in dirty pages only it can clean. Writers
+ * are then throttled in balance_dirty_pages long before a kernel
+ * filesystem's would be, although every dirty page here is cleaned by one
+ * memcpy into the image. When the daemon may (root), it gives its own bdi
+ * a larger share (-o bdi_max_ratio, default 50%).
+ *
+ * Why not 100% as a kernel filesystem has: to clean the mount's pages the
+ * daemon dirties pages of the image, and is throttled for those as any
+ * writer of the image's device. With the mount's pages alone filling the
+ * global limit it would be throttled hard on their account, and they only
+ * get cleaner as fast as it goes. At 50% they stay below the point where
+ * throttling starts ((limit + background limit) / 2 = 75% of the limit),
+ * so the daemon's own writes are throttled only by what the image's
+ * device has dirty. With CAP_SYS_RESOURCE the daemon also marks itself an
+ * I/O flusher (PR_SET_IO_FLUSHER, as loop and nbd servers do): it is then
+ * throttled only by its own device's dirty pages whatever the ratio.
+ */
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
+static void unescape_mountinfo(char *s)
+{
+	char *d = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 4;
+		} else {
+			*d++ = *s++;
+		}
+	}
+	*d = '\0';
+}
+
+/* The device number "MAJ:MIN" of the last mount on mnt, from
+ * /proc/self/mountinfo (a stat of the mount point would ask the daemon,
+ * whose loop has not started). Returns 0 or -1. */
+static int mount_dev(const char *mnt, char *dev, size_t len)
+{
+	char line[PATH_MAX + 1024], mp[PATH_MAX + 1], d[64];
+	bool found = false;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%*s %*s %63s %*s %4096s", d, mp) != 2)
+			continue;
+		unescape_mountinfo(mp);
+		if (strcmp(mp, mnt) == 0) {
+			snprintf(dev, len, "%s", d);
+			found = true;
+		}
+	}
+	fclose(f);
+	return found ? 0 : -1;
+}
+
+static void set_bdi(const char *mnt, unsigned ratio)
+{
+	char dev[64], path[128], old[32] = "?";
+	bool flusher;
+	int fd;
+	ssize_t n;
+
+	if (ratio == 0)
+		return;
+	if (mount_dev(mnt, dev, sizeof(dev)) != 0) {
+		mfs_log(MFS_LOG_WARNING, "%s: not in /proc/self/mountinfo; "
+			"the mount keeps the kernel's dirty page limit", mnt);
+		return;
+	}
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/max_ratio", dev);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		n = pread(fd, old, sizeof(old) - 1, 0);
+		old[n > 0 ? n : 0] = '\0';
+		old[strcspn(old, "\n")] = '\0';
+	}
+	if (fd < 0 || dprintf(fd, "%u\n", ratio) < 0) {
+		mfs_log(errno == EACCES || errno == EPERM || errno == EROFS
+			? MFS_LOG_INFO : MFS_LOG_WARNING,
+			"%s: cannot set max_ratio of bdi %s: %s; the mount "
+			"keeps the kernel's dirty page limit (%s%%)", mnt, dev,
+			strerror(errno), old);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	close(fd);
+	/* Best effort (needs CAP_SYS_RESOURCE), see above. */
+	flusher = prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) == 0;
+	mfs_log(MFS_LOG_INFO, "bdi %s: max_ratio %s -> %u (the mount's share "
+		"of the dirty page cache)%s", dev, old, ratio,
+		flusher ? "; I/O flusher" : "");
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = { .commit = COMMIT_DEFAULT };
+	struct options o = { .commit = COMMIT_DEFAULT,
+			     .bdi_ratio = BDI_RATIO_DEFAULT };
 	struct mfs_fuse d = { 0 };
 	struct timer timer = { 0 };
 	struct stopper stopper = { 0 };
@@ -826,6 +957,9 @@ int main(int argc, char *argv[])
 	}
 	mfs_log(MFS_LOG_INFO, "%s: mounted %s on %s", sigbus_image,
 		o.ro ? "read-only" : "read-write", mnt_abs);
+	/* Before any thread starts: they inherit the I/O flusher flag. */
+	if (!o.ro)
+		set_bdi(mnt_abs, o.bdi_ratio);
 
 	if (stopper_start(&stopper, se, mnt_abs) != 0) {
 		mfs_log(MFS_LOG_ERR, "cannot start the signal thread");

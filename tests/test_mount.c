@@ -394,6 +394,50 @@ static void test_statfs(void **state)
 	assert_true(sv.f_ffree <= sv.f_files);
 }
 
+/* The mount's bdi max_ratio (the percentage in /sys), or -1. */
+static int bdi_max_ratio(void)
+{
+	char path[128], buf[32];
+	struct stat st;
+	ssize_t n;
+	int fd;
+
+	if (stat(M.mnt, &st) != 0)
+		return -1;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/max_ratio",
+		 major(st.st_dev), minor(st.st_dev));
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return atoi(buf);
+}
+
+/* The daemon (root) gives its mount's bdi a share of the dirty page cache
+ * (default 50%) instead of the kernel's 1% for FUSE; bdi_max_ratio=N sets
+ * it, 0 leaves the kernel's. */
+static void test_bdi_ratio(void **state)
+{
+	assert_int_equal(bdi_max_ratio(), 50);
+	assert_int_equal(stop_daemon(), 0);
+	assert_int_equal(start_daemon("allow_other,bdi_max_ratio=0"), 0);
+	assert_int_equal(bdi_max_ratio(), 1);
+	assert_int_equal(stop_daemon(), 0);
+	assert_int_equal(start_daemon("allow_other,bdi_max_ratio=30"), 0);
+	assert_int_equal(bdi_max_ratio(), 30);
+	assert_int_equal(stop_daemon(), 0);
+	/* read-only mounts write nothing back: the kernel's limit stays */
+	assert_int_equal(start_daemon("allow_other,ro"), 0);
+	assert_int_equal(bdi_max_ratio(), 1);
+	assert_int_equal(stop_daemon(), 0);
+	assert_int_equal(start_daemon(NULL), 0);
+	assert_int_equal(bdi_max_ratio(), 50);
+}
+
 static void test_create_stat(void **state)
 {
 	struct stat st, st2;
@@ -1472,6 +1516,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_statfs),
+		cmocka_unit_test(test_bdi_ratio),
 		cmocka_unit_test(test_create_stat),
 		cmocka_unit_test(test_namespace_errors),
 		cmocka_unit_test(test_rename),

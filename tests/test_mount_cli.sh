@@ -233,6 +233,8 @@ refuse "unknown -o option in a list" 2 "-o frob=1: unknown mount option" -- -o r
 refuse "unknown flag" 2 "-Z: unknown option" -- -Z "$IMG" "$M1"
 refuse "bad commit interval" 2 "-o commit=soon: not a number of seconds" -- -o commit=soon "$IMG" "$M1"
 refuse "negative commit interval" 2 "not a number of seconds" -- -o commit=-1 "$IMG" "$M1"
+refuse "bad bdi_max_ratio" 2 "-o bdi_max_ratio=101: not a percentage" -- -o bdi_max_ratio=101 "$IMG" "$M1"
+refuse "bdi_max_ratio not a number" 2 "not a percentage from 0 to 100" -- -o bdi_max_ratio=half "$IMG" "$M1"
 refuse "no arguments" 2 "missing IMAGE" --
 refuse "no mount point" 2 "missing MOUNTPOINT" -- "$IMG"
 refuse "extra argument" 2 "extra: unexpected argument" -- "$IMG" "$M1" extra

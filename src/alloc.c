@@ -456,8 +456,17 @@ static void drain_free(struct mfs_alloc *a, struct ext_node *n, void *arg)
 	free(n);
 }
 
+struct release_cb {
+	void (*fn)(void *arg, uint64_t start, uint64_t len);
+	void *arg;
+};
+
 static void drain_to_avail(struct mfs_alloc *a, struct ext_node *n, void *arg)
 {
+	const struct release_cb *cb = arg;
+
+	if (cb && cb->fn)
+		cb->fn(cb->arg, n->start, n->len);
 	set_add(a, &a->avail, n->start, n->len, n);
 }
 
@@ -664,6 +673,15 @@ int mfs_alloc_free(struct mfs_alloc *a, uint64_t start, uint64_t len,
 
 void mfs_alloc_unpin(struct mfs_alloc *a, uint64_t gen)
 {
+	mfs_alloc_unpin_cb(a, gen, NULL, NULL);
+}
+
+void mfs_alloc_unpin_cb(struct mfs_alloc *a, uint64_t gen,
+			void (*released)(void *arg, uint64_t start,
+					 uint64_t len),
+			void *arg)
+{
+	struct release_cb cb = { released, arg };
 	size_t i = 0;
 
 	while (i < a->npins) {
@@ -675,7 +693,7 @@ void mfs_alloc_unpin(struct mfs_alloc *a, uint64_t gen)
 		}
 		a->pinned_blocks -= p->set.blocks;
 		/* Reuses the pinned nodes, so this needs no memory. */
-		t_drain(p->set.root, drain_to_avail, a, NULL);
+		t_drain(p->set.root, drain_to_avail, a, &cb);
 		*p = a->pins[--a->npins];
 	}
 }

@@ -60,6 +60,13 @@ int mfs_alloc_free(struct mfs_alloc *a, uint64_t start, uint64_t len,
 /* Move every run pinned to a generation <= gen into avail. Does not mark
  * anything dirty: the FREE tree already holds pinned runs as free. */
 void mfs_alloc_unpin(struct mfs_alloc *a, uint64_t gen);
+/* The same, calling released(arg, start, len) for each run first (before
+ * it merges with its neighbours in avail). released must not call into
+ * the allocator. */
+void mfs_alloc_unpin_cb(struct mfs_alloc *a, uint64_t gen,
+			void (*released)(void *arg, uint64_t start,
+					 uint64_t len),
+			void *arg);
 
 /* Empty avail and the dirty set and forget the pins of generations after
  * keep_gen, before a reload from the committed FREE tree on abort. Pins of

@@ -498,6 +498,8 @@ int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out)
 		vflags |= MFS_VOL_NOLOCK;
 	if (flags & MFS_FS_DEFER)
 		vflags |= MFS_VOL_DEFER;
+	if (flags & MFS_FS_DISCARD)
+		vflags |= MFS_VOL_DISCARD;
 	rc = mfs_vol_open(image, vflags, &fs->v);
 	if (rc) {
 		free(fs);
@@ -593,7 +595,11 @@ static int sync_locked(struct mfs_fs *fs)
 			fs->v->error = rc;
 		}
 	} else {
-		return 0;
+		/* Nothing changed, but blocks freed by the last commits are
+		 * released only by commits: txn commits while some are
+		 * pinned (so an idle filesystem gets them back, and with
+		 * discard gives them to the host), and is a no-op else. */
+		rc = mfs_txn_commit(fs->v);
 	}
 	if (rc)
 		return rc == -ENOSPC ? -ENOSPC : -EIO;

@@ -579,6 +579,27 @@ int mfs_image_reserve(struct mfs_image *img, uint64_t off, uint64_t len)
 	return 0;
 }
 
+int mfs_image_discard(struct mfs_image *img, uint64_t off, uint64_t len)
+{
+	uint64_t c, last;
+	int err;
+
+	if (img->flags & MFS_IMAGE_RDONLY)
+		return -EROFS;
+	if (off > img->size || len > img->size - off)
+		return -EINVAL;
+	if (len == 0)
+		return 0;
+	/* Forget the reservations first: if the punch half-succeeds, the
+	 * next reserve() allocates again rather than trusting a bit. */
+	last = (off + len - 1) >> CHUNK_SHIFT;
+	for (c = off >> CHUNK_SHIFT; c <= last; c++)
+		chunk_clear(img, c);
+	err = falloc(img->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+		     len);
+	return err;
+}
+
 static void call_hook(struct mfs_image *img)
 {
 	if (img->sync_hook)

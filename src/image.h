@@ -97,6 +97,14 @@ int mfs_image_grow(struct mfs_image *img, uint64_t new_size);
  * -ENOSPC when the host is full, or -errno. */
 int mfs_image_reserve(struct mfs_image *img, uint64_t off, uint64_t len);
 
+/* Give the host back the space of [off, off+len), which holds nothing
+ * anyone will read (free blocks): punch a hole (the range reads as zeros
+ * afterwards) and forget the reservation of every chunk it touches, so
+ * that mfs_image_reserve() allocates host space again before the blocks
+ * are reused. Returns 0, -EOPNOTSUPP (the host cannot punch), -EROFS or
+ * -errno. */
+int mfs_image_discard(struct mfs_image *img, uint64_t off, uint64_t len);
+
 /* Durably write every dirty page of the image (fdatasync). Then calls the
  * sync hook. Returns 0 or -errno (-EIO, -ENOSPC). */
 int mfs_image_sync(struct mfs_image *img);

@@ -76,7 +76,7 @@ struct options {
 	unsigned commit;        /* seconds; 0: only on fsync and unmount */
 	unsigned bdi_ratio;     /* bdi max_ratio to set; 0: the kernel's */
 	bool foreground, debug, single, help, version;
-	bool ro, sync;
+	bool ro, sync, discard;
 	bool have_fsname, have_subtype;
 	bool bad;               /* an error was printed */
 };
@@ -84,7 +84,7 @@ struct options {
 enum {
 	KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE,
 	KEY_COMMIT, KEY_RO, KEY_RW, KEY_SYNC, KEY_ASYNC, KEY_FSNAME,
-	KEY_SUBTYPE, KEY_DROP, KEY_BDI_RATIO,
+	KEY_SUBTYPE, KEY_DROP, KEY_BDI_RATIO, KEY_DISCARD, KEY_NODISCARD,
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -104,6 +104,8 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("-w", KEY_RW),
 	FUSE_OPT_KEY("sync", KEY_SYNC),
 	FUSE_OPT_KEY("async", KEY_ASYNC),
+	FUSE_OPT_KEY("discard", KEY_DISCARD),
+	FUSE_OPT_KEY("nodiscard", KEY_NODISCARD),
 	FUSE_OPT_KEY("fsname=", KEY_FSNAME),
 	FUSE_OPT_KEY("subtype=", KEY_SUBTYPE),
 	/* Always on; accepted for fstab lines that say it. */
@@ -165,6 +167,8 @@ static void usage(FILE *f)
 "       commit=SECONDS  commit changes every SECONDS (default %u; 0: only\n"
 "                       on fsync, sync and unmount)\n"
 "       sync            commit every change before it returns\n"
+"       discard         give the space of deleted data back to the host\n"
+"                       (punch holes in IMAGE); nodiscard (default) keeps it\n"
 "       bdi_max_ratio=N the mount's share of the dirty page cache, percent\n"
 "                       (default %u; 0: leave the kernel's 1%% for FUSE)\n"
 "       allow_other     let other users access the mount\n"
@@ -271,6 +275,12 @@ static int opt_proc(void *data, const char *arg, int key,
 	case KEY_ASYNC:
 		o->sync = false;
 		return 1;
+	case KEY_DISCARD:
+		o->discard = true;
+		return 0;
+	case KEY_NODISCARD:
+		o->discard = false;
+		return 0;
 	case KEY_FSNAME:
 		o->have_fsname = true;
 		return 1;
@@ -906,7 +916,8 @@ int main(int argc, char *argv[])
 	mfs_log_set_sink(hold_sink);
 	/* Deferred: nothing is written to the image until the kernel has
 	 * accepted the mount (a refused option must leave it untouched). */
-	rc = mfs_fs_open(o.image, o.ro ? MFS_FS_RDONLY : MFS_FS_DEFER, &d.fs);
+	rc = mfs_fs_open(o.image, o.ro ? MFS_FS_RDONLY :
+			 MFS_FS_DEFER | (o.discard ? MFS_FS_DISCARD : 0), &d.fs);
 	mfs_log_set_sink(NULL);
 	if (rc) {
 		print_open_error(o.image, rc);

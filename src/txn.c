@@ -427,6 +427,25 @@ static int fail_io(struct mfs_vol *v, int rc, const char *what)
 	return rc;
 }
 
+/* Released by mfs_alloc_unpin_cb: nothing any slot reaches. Failures only
+ * cost host space, so they switch discarding off with a log line. */
+static void discard_run(void *arg, uint64_t start, uint64_t len)
+{
+	struct mfs_vol *v = arg;
+	int rc;
+
+	if (!v->discard || len < MFS_DISCARD_MIN)
+		return;
+	rc = mfs_image_discard(v->img, start << MFS_BLOCK_SHIFT,
+			       len << MFS_BLOCK_SHIFT);
+	if (rc) {
+		mfs_log(MFS_LOG_WARNING, "%s: cannot give freed space back to "
+			"the host (%s); discard is off from now on",
+			v->img->path, strerror(-rc));
+		v->discard = false;
+	}
+}
+
 /* Steps 1-6 of the commit protocol (txn.h), with state as the new
  * superblock's state. */
 static int commit(struct mfs_vol *v, uint32_t state)
@@ -468,7 +487,7 @@ static int commit(struct mfs_vol *v, uint32_t state)
 	v->cur_slot = slot;
 	/* Invariant (2): what generation gen-1 freed was used by gen-2, whose
 	 * slot has just been overwritten. */
-	mfs_alloc_unpin(v->alloc, v->gen - 1);
+	mfs_alloc_unpin_cb(v->alloc, v->gen - 1, discard_run, v);
 	v->gen++;
 	v->dirty = false;
 	v->marked = true;
@@ -620,6 +639,7 @@ int mfs_vol_open(const char *path, unsigned flags, struct mfs_vol **out)
 		}
 	}
 	v->readonly = flags & MFS_VOL_RDONLY;
+	v->discard = !v->readonly && (flags & MFS_VOL_DISCARD);
 	v->gen = v->sb.generation + 1;
 	memcpy(v->roots, v->sb.roots, sizeof(v->roots));
 	v->inode_count = v->sb.inode_count;

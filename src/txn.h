@@ -51,6 +51,11 @@ int mfs_format(const char *path, const struct mfs_format_opts *opts);
  * nothing, so a program that fails after opening (the kernel refusing a
  * mount option) leaves the image byte for byte as it was. */
 #define MFS_VOL_DEFER 0x8u
+/* Punch freed runs of at least MFS_DISCARD_MIN blocks out of the image
+ * file when they become reusable (invariant (2) in txn.c: no slot can
+ * reference them then), giving the host its space back. */
+#define MFS_VOL_DISCARD 0x10u
+#define MFS_DISCARD_MIN 16u
 
 /* Open a volume: read both superblock slots, take the valid one with the
  * highest generation, load the allocator from its FREE tree. Read-write

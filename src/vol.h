@@ -65,6 +65,7 @@ struct mfs_vol {
 	uint64_t *vcache;
 	bool readonly;
 	bool dirty;                /* the running transaction changed something */
+	bool discard;              /* MFS_VOL_DISCARD */
 	bool marked;               /* a commit of this open has marked the image
 				    * in use (state DIRTY, mount_count + 1) */
 	int error;                 /* sticky -errno: corruption or I/O error */

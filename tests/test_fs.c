@@ -2350,6 +2350,86 @@ static void test_defer(void **state)
 	assert_int_equal(mfs_fs_open(fx->img, 0, &fx->fs), 0);
 }
 
+/* Bytes of host disk the image file occupies. */
+static uint64_t host_bytes(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+/* Write a 16 MiB file "big" and a 1 MiB file "keep", delete "big", commit
+ * until its blocks are reusable; returns how much the image's host usage
+ * went down. "keep" must be intact, the image must check clean. */
+static int64_t shrink_after_delete(struct fx *fx, unsigned flags)
+{
+	const size_t big = 16u << 20, keep = 1u << 20;
+	uint8_t *buf = malloc(big), *back = malloc(keep);
+	struct mfs_attr a;
+	uint64_t bi, ki, h1, h2;
+
+	assert_non_null(buf);
+	assert_non_null(back);
+	assert_int_equal(mfs_fs_close(fx->fs), 0);
+	assert_int_equal(mfs_fs_open(fx->img, flags, &fx->fs), 0);
+	for (size_t i = 0; i < big; i++)
+		buf[i] = (uint8_t)(i * 7 + (i >> 12));
+	assert_int_equal(mfs_create(fx->fs, &ROOT, MFS_ROOT, "big", 0644,
+				    O_RDWR, &a), 0);
+	bi = a.ino;
+	write_ok(fx->fs, &ROOT, bi, 0, buf, big);
+	assert_int_equal(mfs_create(fx->fs, &ROOT, MFS_ROOT, "keep", 0644,
+				    O_RDWR, &a), 0);
+	ki = a.ino;
+	write_ok(fx->fs, &ROOT, ki, 0, buf + 5, keep);
+	assert_int_equal(mfs_fs_sync(fx->fs), 0);
+	h1 = host_bytes(fx->img);
+	assert_int_equal(mfs_unlink(fx->fs, MFS_ROOT, "big"), 0);
+	assert_int_equal(mfs_release(fx->fs, bi), 0);
+	mfs_forget(fx->fs, bi, 1);
+	/* Freed in generation g, reusable once g + 1 is durable. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(mfs_fs_sync(fx->fs), 0);
+	h2 = host_bytes(fx->img);
+	assert_int_equal(read_all(fx->fs, ki, 0, keep, back), keep);
+	assert_memory_equal(back, buf + 5, keep);
+	assert_int_equal(mfs_release(fx->fs, ki), 0);
+	mfs_forget(fx->fs, ki, 1);
+
+	/* The space is allocated again (and reserved) when reused. */
+	assert_int_equal(mfs_create(fx->fs, &ROOT, MFS_ROOT, "again", 0644,
+				    O_RDWR, &a), 0);
+	write_ok(fx->fs, &ROOT, a.ino, 0, buf, big);
+	assert_int_equal(mfs_fs_sync(fx->fs), 0);
+	if (flags & MFS_FS_DISCARD)
+		assert_true(host_bytes(fx->img) >= h2 + big - (1u << 20));
+	memset(buf + big - keep, 0, keep);
+	assert_int_equal(read_all(fx->fs, a.ino, 0, keep, buf + big - keep),
+			 keep);
+	for (size_t i = 0; i < keep; i++)
+		assert_int_equal(buf[big - keep + i], (uint8_t)(i * 7 + (i >> 12)));
+	assert_int_equal(mfs_release(fx->fs, a.ino), 0);
+	mfs_forget(fx->fs, a.ino, 1);
+	reopen_check(fx);
+	assert_int_equal(mfs_unlink(fx->fs, MFS_ROOT, "keep"), 0);
+	assert_int_equal(mfs_unlink(fx->fs, MFS_ROOT, "again"), 0);
+	free(buf);
+	free(back);
+	return (int64_t)h1 - (int64_t)h2;
+}
+
+/* -o discard: the host gets a deleted file's space back; without it the
+ * image keeps it (the default, as ext4's nodiscard). */
+static void test_discard(void **state)
+{
+	struct fx *fx = *state;
+	int64_t kept = shrink_after_delete(fx, 0);
+
+	assert_true(kept < (1 << 20));
+	assert_true(shrink_after_delete(fx, MFS_FS_DISCARD) >= (15 << 20));
+}
+
 static void test_orphans(void **state)
 {
 	struct fx *fx = *state;
@@ -5380,6 +5460,7 @@ int main(void)
 		T(test_lookup),
 		T(test_orphans),
 		T(test_defer),
+		T(test_discard),
 		T(test_readdir_offsets),
 		T(test_readdir_stability),
 		T(test_readdirplus_lookups),

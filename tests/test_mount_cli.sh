@@ -351,6 +351,27 @@ start_fg "$T/log9" "$IMG" "$M1"
 [ -d "$M1/synced" ] || fail "-o sync: change lost in a crash"
 umount "$M1"; wait_exit "$DAEMON"
 
+begin "-o discard gives a deleted file's space back to the host"
+start_fg "$T/log11" -o discard,commit=1 "$IMG" "$M1"
+dd if=/dev/urandom of="$M1/big" bs=1M count=32 status=none conv=fsync || fail "write failed"
+before=$(du -k "$IMG" | cut -f1)
+rm "$M1/big"
+# The blocks are freed when the kernel forgets the file, committed by the
+# timer, and reusable (so punched) one commit later, idle or not.
+shrunk() { [ $((before - $(du -k "$IMG" | cut -f1))) -ge 30000 ]; }
+wait_for shrunk || fail "image went from ${before}K to $(du -k "$IMG" | cut -f1)K only"
+umount "$M1"; wait_exit "$DAEMON"
+fsck_clean "$IMG"
+begin "nodiscard (the default) keeps the space"
+start_fg "$T/log12" -o commit=1 "$IMG" "$M1"
+dd if=/dev/urandom of="$M1/big" bs=1M count=32 status=none conv=fsync || fail "write failed"
+before=$(du -k "$IMG" | cut -f1)
+rm "$M1/big"
+sleep 4
+after=$(du -k "$IMG" | cut -f1)
+[ $((before - after)) -lt 1024 ] || fail "image shrank from ${before}K to ${after}K without discard"
+umount "$M1"; wait_exit "$DAEMON"
+
 # ---- -d logs requests ----
 begin "-d"
 "$MMAPFS" -d "$IMG" "$M1" >"$T/log10" 2>&1 &

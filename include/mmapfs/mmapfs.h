@@ -45,6 +45,9 @@ struct mfs_fs;
  * fails before it (a mount the kernel refuses) leaves the image as it
  * was, byte for byte. */
 #define MFS_FS_DEFER 0x4u
+/* Give the host back the space of freed blocks (punch holes in the image
+ * file) once no superblock slot can reference them any more. */
+#define MFS_FS_DISCARD 0x8u
 
 /* Open an image: mfs_vol_open, then (unless MFS_FS_DEFER) mark it in use
  * and reclaim orphans left by a crash. */

@@ -221,6 +221,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->max_write = limit;
 	conn->want &= conn->capable;
 	d->writeback = conn->want & FUSE_CAP_WRITEBACK_CACHE;
+	/* See op_open and op_opendir. Kernels that do not take ENOSYS
+	 * for an answer (before FUSE 7.23 and 7.29) get real opens. */
+	d->no_open = conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
+	d->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
+	if (d->no_open)
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	mfs_log(MFS_LOG_DEBUG, "init: protocol %u.%u, want 0x%x, max_write %u",
 		conn->proto_major, conn->proto_minor, conn->want,
 		conn->max_write);
@@ -429,12 +435,31 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 				     newname, mflags));
 }
 
+/*
+ * open and release. Nothing here needs a file handle (fh is always 0), the
+ * kernel checks permissions (default_permissions), and a file that is open
+ * is also looked up (an open file pins its dentry and inode, so the kernel
+ * sends no FORGET before the last close): the lookup count alone keeps an
+ * unlinked file alive. So OPEN is answered with ENOSYS, which the kernel
+ * remembers (fc->no_open): from then on open(2) of an existing file costs
+ * no round trip, the file is opened with keep_cache, and no RELEASE is
+ * sent (since Linux 6.13 even for files made by CREATE; older kernels
+ * still send it). O_TRUNC then comes as a SETATTR of the size, which is
+ * why init does not ask for atomic_o_trunc.
+ *
+ * The core counts opens (mfs_create counts one): that count is given back
+ * right after the create, and RELEASE, when it still comes, is ignored.
+ */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fuse *d = ctx_of(req);
 	struct mfs_cred cred = cred_of(req);
 	int rc;
 
+	if (d->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	rc = mfs_open(d->fs, &cred, ino, core_open_flags(d, fi->flags));
 	if (rc) {
 		reply_rc(req, rc);
@@ -477,12 +502,16 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_rc(req, rc);
 		return;
 	}
+	/* See op_open: the lookup count keeps the file. */
+	if (d->no_open)
+		mfs_release(d->fs, a.ino);
 	entry_of(&a, &e);
 	fi->fh = 0;
 	fi->keep_cache = 1;
 	fi->direct_io = 0;
 	if (fuse_reply_create(req, &e, fi) != 0) {
-		mfs_release(d->fs, a.ino);
+		if (!d->no_open)
+			mfs_release(d->fs, a.ino);
 		mfs_forget(d->fs, a.ino, 1);
 	}
 }
@@ -558,7 +587,13 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	reply_rc(req, mfs_release(ctx_of(req)->fs, ino));
+	struct mfs_fuse *d = ctx_of(req);
+
+	if (d->no_open) {
+		fuse_reply_err(req, 0); /* a file made by CREATE; see op_open */
+		return;
+	}
+	reply_rc(req, mfs_release(d->fs, ino));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -567,11 +602,22 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	reply_rc(req, mfs_fsync(ctx_of(req)->fs, ino, datasync != 0));
 }
 
+/*
+ * Directories need no handle either (readdir offsets are name hashes), so
+ * OPENDIR is answered with ENOSYS (the kernel's no_opendir): opendir(3)
+ * and closedir(3) then cost no round trip, and the kernel caches listings
+ * (FOPEN_CACHE_DIR), dropping them when the directory changes; nothing
+ * changes one behind its back.
+ */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	int rc;
 
+	if (ctx_of(req)->no_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	rc = mfs_opendir(ctx_of(req)->fs, ino);
 	if (rc) {
 		reply_rc(req, rc);

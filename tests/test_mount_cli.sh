@@ -359,6 +359,38 @@ umount "$M1"
 wait_exit "$DAEMON"
 grep -q "LOOKUP\|GETATTR\|READDIR" "$T/log10" || fail "no request trace"
 
+# ---- round trips: requests the kernel stops sending ----
+# FLUSH, OPEN and OPENDIR are answered with ENOSYS once, so closing,
+# opening existing files and opening directories cost no round trip; with
+# OPEN gone, O_TRUNC must still truncate (a SETATTR instead).
+begin "round trips"
+"$MMAPFS" -d "$IMG" "$M1" >"$T/log12" 2>&1 &
+DAEMON=$!
+PIDS+=("$DAEMON")
+wait_for mounted "$M1" || fail "not mounted"
+mkdir "$M1/rt" || fail "mkdir failed"
+for i in 1 2 3 4 5 6 7 8; do
+	echo "file $i" >"$M1/rt/f$i" || fail "create failed"
+	cat "$M1/rt/f$i" >/dev/null || fail "read failed"
+	ls "$M1/rt" >/dev/null || fail "ls failed"
+done
+echo x >"$M1/rt/f1" || fail "rewrite failed"
+[ "$(cat "$M1/rt/f1")" = x ] || fail "O_TRUNC did not truncate: $(cat "$M1/rt/f1")"
+umount "$M1"
+wait_exit "$DAEMON"
+for op in FLUSH OPEN OPENDIR; do
+	n=$(grep -c "opcode: $op " "$T/log12")
+	[ "$n" -le 1 ] || fail "$n $op requests, want at most 1"
+done
+n=$(grep -c "opcode: RELEASEDIR " "$T/log12")
+[ "$n" = 0 ] || fail "$n RELEASEDIR requests, want 0"
+start_fg "$T/log13" "$IMG" "$M1"
+[ "$(cat "$M1/rt/f1")" = x ] || fail "O_TRUNC lost at remount: $(cat "$M1/rt/f1")"
+[ "$(cat "$M1/rt/f8")" = "file 8" ] || fail "f8 lost at remount"
+
+umount "$M1"; wait_exit "$DAEMON"
+fsck_clean "$IMG"
+
 # ---- SIGBUS: the image truncated under the daemon ----
 begin "SIGBUS"
 cp --sparse=always "$IMG" "$T/victim.img"

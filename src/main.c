@@ -21,7 +21,7 @@
  * Exit status: 0 unmounted cleanly; 1 could not mount, or the image could
  * not be closed cleanly; 2 the command line is wrong.
  *
- * Threads: libfuse's workers; a commit timer (mfs_fs_sync every commit=
+ * Threads: the session loop (one thread unless -o threads=N); a commit timer (mfs_fs_sync every commit=
  * seconds); a signal thread that turns SIGTERM/SIGINT/SIGHUP into an
  * unmount. All are started after fuse_daemonize(), whose fork() would lose
  * them. SIGBUS (the image file was truncated under us, or its disk failed)
@@ -71,7 +71,8 @@ struct options {
 	char *image;            /* malloc'd */
 	char *mountpoint;       /* malloc'd */
 	unsigned commit;        /* seconds; 0: only on fsync and unmount */
-	bool foreground, debug, single, help, version;
+	unsigned threads;       /* session loop threads; 1: single-threaded */
+	bool foreground, debug, help, version;
 	bool ro, sync;
 	bool have_fsname, have_subtype;
 	bool bad;               /* an error was printed */
@@ -80,7 +81,7 @@ struct options {
 enum {
 	KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE,
 	KEY_COMMIT, KEY_RO, KEY_RW, KEY_SYNC, KEY_ASYNC, KEY_FSNAME,
-	KEY_SUBTYPE, KEY_DROP,
+	KEY_SUBTYPE, KEY_DROP, KEY_THREADS,
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -93,6 +94,7 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("debug", KEY_DEBUG),
 	FUSE_OPT_KEY("-s", KEY_SINGLE),
 	FUSE_OPT_KEY("commit=", KEY_COMMIT),
+	FUSE_OPT_KEY("threads=", KEY_THREADS),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-r", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
@@ -154,12 +156,14 @@ static void usage(FILE *f)
 "\n"
 "  -f                 stay in the foreground, log to stderr\n"
 "  -d                 debug: log every FUSE request (implies -f)\n"
-"  -s                 serve requests in one thread\n"
+"  -s                 serve requests in one thread (the default; same as\n"
+"                     -o threads=1)\n"
 "  -o OPTION[,...]    mount options:\n"
 "       ro, rw          mount read-only / read-write (default)\n"
 "       commit=SECONDS  commit changes every SECONDS (default %u; 0: only\n"
 "                       on fsync, sync and unmount)\n"
 "       sync            commit every change before it returns\n"
+"       threads=N       serve requests with up to N threads (default 1)\n"
 "       allow_other     let other users access the mount\n"
 "       fsname=NAME     source shown in /proc/mounts (default: IMAGE)\n"
 "       and libfuse's: allow_root, auto_unmount, max_read=N, max_write=N,\n"
@@ -186,6 +190,24 @@ static int parse_commit(const char *val, unsigned *out)
 	errno = 0;
 	v = strtoul(val, &end, 10);
 	if (errno || *end || v > COMMIT_MAX)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+/* Session loop threads: more only pay off with many CPUs (see main()). */
+#define THREADS_MAX 256u
+
+static int parse_threads(const char *val, unsigned *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (*val < '0' || *val > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(val, &end, 10);
+	if (errno || *end || v < 1 || v > THREADS_MAX)
 		return -1;
 	*out = (unsigned)v;
 	return 0;
@@ -225,7 +247,15 @@ static int opt_proc(void *data, const char *arg, int key,
 		o->debug = o->foreground = true;
 		return 0;
 	case KEY_SINGLE:
-		o->single = true;
+		o->threads = 1;
+		return 0;
+	case KEY_THREADS:
+		if (parse_threads(arg + strlen("threads="), &o->threads)) {
+			fprintf(stderr, "mmapfs: -o %s: not a number of "
+				"threads from 1 to %u\n", arg, THREADS_MAX);
+			o->bad = true;
+			return -1;
+		}
 		return 0;
 	case KEY_COMMIT:
 		if (parse_commit(arg + strlen("commit="), &o->commit)) {
@@ -701,7 +731,7 @@ static int add_opt_escaped(struct fuse_args *args, const char *name,
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct options o = { .commit = COMMIT_DEFAULT };
+	struct options o = { .commit = COMMIT_DEFAULT, .threads = 1 };
 	struct mfs_fuse d = { 0 };
 	struct timer timer = { 0 };
 	struct stopper stopper = { 0 };
@@ -821,7 +851,18 @@ int main(int argc, char *argv[])
 		goto out_stop;
 	}
 
-	if (o.single) {
+	/*
+	 * One thread by default. Requests are short (the image is mapped,
+	 * changes take the core's lock exclusively), so threads add little
+	 * parallelism, and on a machine with few CPUs they cost much: the
+	 * kernel hands each request to the worker that has waited longest,
+	 * so consecutive requests wake different threads, often on another
+	 * CPU, and page-cache writeback (up to a dozen WRITEs in flight)
+	 * makes them queue on the core's lock. Measured on 2 CPUs: creates
+	 * 1.4x, renames and unlinks 1.5x, random 4 KiB writes with 4 jobs
+	 * 14x faster with one thread; cold sequential reads no slower.
+	 */
+	if (o.threads <= 1) {
 		rc = fuse_session_loop(se);
 	} else {
 		cfg = fuse_loop_cfg_create();
@@ -830,6 +871,7 @@ int main(int argc, char *argv[])
 			goto out_stop;
 		}
 		fuse_loop_cfg_set_clone_fd(cfg, 0);
+		fuse_loop_cfg_set_max_threads(cfg, o.threads);
 		rc = fuse_session_loop_mt(se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}

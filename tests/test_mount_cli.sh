@@ -232,6 +232,8 @@ refuse "unknown -o option in a list" 2 "-o frob=1: unknown mount option" -- -o r
 refuse "unknown flag" 2 "-Z: unknown option" -- -Z "$IMG" "$M1"
 refuse "bad commit interval" 2 "-o commit=soon: not a number of seconds" -- -o commit=soon "$IMG" "$M1"
 refuse "negative commit interval" 2 "not a number of seconds" -- -o commit=-1 "$IMG" "$M1"
+refuse "no threads" 2 "-o threads=0: not a number of threads" -- -o threads=0 "$IMG" "$M1"
+refuse "bad thread count" 2 "-o threads=many: not a number of threads" -- -o threads=many "$IMG" "$M1"
 refuse "no arguments" 2 "missing IMAGE" --
 refuse "no mount point" 2 "missing MOUNTPOINT" -- "$IMG"
 refuse "extra argument" 2 "extra: unexpected argument" -- "$IMG" "$M1" extra
@@ -388,6 +390,26 @@ start_fg "$T/log13" "$IMG" "$M1"
 [ "$(cat "$M1/rt/f1")" = x ] || fail "O_TRUNC lost at remount: $(cat "$M1/rt/f1")"
 [ "$(cat "$M1/rt/f8")" = "file 8" ] || fail "f8 lost at remount"
 
+# ---- threads: one by default, more on request ----
+# The loop, the commit timer and the signal thread: 3 (libfuse's
+# multi-threaded loop would add workers, and keep one idle).
+begin "one thread by default"
+for i in $(seq 20); do cat "$M1/rt/f$((i % 8 + 1))" >/dev/null; done
+n=$(ls "/proc/$DAEMON/task" | wc -l)
+[ "$n" = 3 ] || fail "$n threads, want 3"
+umount "$M1"; wait_exit "$DAEMON"
+begin "-o threads=4"
+start_fg "$T/log14" -o threads=4 "$IMG" "$M1"
+WORKERS=()
+for i in 1 2 3 4; do
+	(for j in $(seq 20); do cat "$M1/rt/f$j" 2>/dev/null; echo y >"$M1/rt/t$i-$j"; done) &
+	WORKERS+=($!)
+done
+wait "${WORKERS[@]}"
+# libfuse's main thread, 2 to 4 workers (one kept idle), timer, signals
+n=$(ls "/proc/$DAEMON/task" | wc -l)
+[ "$n" -ge 5 ] && [ "$n" -le 7 ] || fail "$n threads, want 5 to 7"
+[ "$(cat "$M1/rt/t4-20")" = y ] || fail "files missing"
 umount "$M1"; wait_exit "$DAEMON"
 fsck_clean "$IMG"
 

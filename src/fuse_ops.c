@@ -441,14 +441,11 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
  * is also looked up (an open file pins its dentry and inode, so the kernel
  * sends no FORGET before the last close): the lookup count alone keeps an
  * unlinked file alive. So OPEN is answered with ENOSYS, which the kernel
- * remembers (fc->no_open): from then on open(2) of an existing file costs
- * no round trip, the file is opened with keep_cache, and no RELEASE is
- * sent (since Linux 6.13 even for files made by CREATE; older kernels
- * still send it). O_TRUNC then comes as a SETATTR of the size, which is
- * why init does not ask for atomic_o_trunc.
- *
- * The core counts opens (mfs_create counts one): that count is given back
- * right after the create, and RELEASE, when it still comes, is ignored.
+ * remembers (fc->no_open): from then on open(2) costs no round trip, the
+ * file is opened with keep_cache, and no RELEASE is sent. O_TRUNC then
+ * comes as a SETATTR of the size, which is why init does not ask for
+ * atomic_o_trunc. New files come as MKNOD (see op_create), so the core's
+ * open count stays 0.
  */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -489,6 +486,16 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct mfs_attr a;
 	int rc;
 
+	/*
+	 * Without OPEN, CREATE buys nothing: ENOSYS (the kernel's
+	 * no_create) makes open(O_CREAT) of a new name a MKNOD, and the open
+	 * that follows costs no round trip, as above. The RELEASE that
+	 * kernels before 6.13 send for every file made by CREATE goes too.
+	 */
+	if (d->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	rc = mfs_create(d->fs, &cred, parent, name, mode,
 			core_open_flags(d, fi->flags), &a);
 	if (rc == 0) {
@@ -502,16 +509,12 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		reply_rc(req, rc);
 		return;
 	}
-	/* See op_open: the lookup count keeps the file. */
-	if (d->no_open)
-		mfs_release(d->fs, a.ino);
 	entry_of(&a, &e);
 	fi->fh = 0;
 	fi->keep_cache = 1;
 	fi->direct_io = 0;
 	if (fuse_reply_create(req, &e, fi) != 0) {
-		if (!d->no_open)
-			mfs_release(d->fs, a.ino);
+		mfs_release(d->fs, a.ino);
 		mfs_forget(d->fs, a.ino, 1);
 	}
 }
@@ -587,13 +590,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void op_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
-	struct mfs_fuse *d = ctx_of(req);
-
-	if (d->no_open) {
-		fuse_reply_err(req, 0); /* a file made by CREATE; see op_open */
-		return;
-	}
-	reply_rc(req, mfs_release(d->fs, ino));
+	reply_rc(req, mfs_release(ctx_of(req)->fs, ino));
 }
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,

@@ -362,9 +362,10 @@ wait_exit "$DAEMON"
 grep -q "LOOKUP\|GETATTR\|READDIR" "$T/log10" || fail "no request trace"
 
 # ---- round trips: requests the kernel stops sending ----
-# FLUSH, OPEN and OPENDIR are answered with ENOSYS once, so closing,
-# opening existing files and opening directories cost no round trip; with
-# OPEN gone, O_TRUNC must still truncate (a SETATTR instead).
+# FLUSH, OPEN, OPENDIR and CREATE are answered with ENOSYS once, so
+# closing, opening files and directories cost no round trip, new files
+# come as MKNOD, and nothing is released; with OPEN gone, O_TRUNC must
+# still truncate (a SETATTR instead).
 begin "round trips"
 "$MMAPFS" -d "$IMG" "$M1" >"$T/log12" 2>&1 &
 DAEMON=$!
@@ -380,12 +381,14 @@ echo x >"$M1/rt/f1" || fail "rewrite failed"
 [ "$(cat "$M1/rt/f1")" = x ] || fail "O_TRUNC did not truncate: $(cat "$M1/rt/f1")"
 umount "$M1"
 wait_exit "$DAEMON"
-for op in FLUSH OPEN OPENDIR; do
+for op in FLUSH OPEN OPENDIR CREATE; do
 	n=$(grep -c "opcode: $op " "$T/log12")
 	[ "$n" -le 1 ] || fail "$n $op requests, want at most 1"
 done
-n=$(grep -c "opcode: RELEASEDIR " "$T/log12")
-[ "$n" = 0 ] || fail "$n RELEASEDIR requests, want 0"
+for op in RELEASE RELEASEDIR; do
+	n=$(grep -c "opcode: $op " "$T/log12")
+	[ "$n" = 0 ] || fail "$n $op requests, want 0"
+done
 start_fg "$T/log13" "$IMG" "$M1"
 [ "$(cat "$M1/rt/f1")" = x ] || fail "O_TRUNC lost at remount: $(cat "$M1/rt/f1")"
 [ "$(cat "$M1/rt/f8")" = "file 8" ] || fail "f8 lost at remount"

@@ -490,7 +490,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * Without OPEN, CREATE buys nothing: ENOSYS (the kernel's
 	 * no_create) makes open(O_CREAT) of a new name a MKNOD, and the open
 	 * that follows costs no round trip, as above. The RELEASE that
-	 * kernels before 6.13 send for every file made by CREATE goes too.
+	 * kernels such as 6.18 still send, despite no_open, for every file
+	 * made by CREATE goes too.
 	 */
 	if (d->no_open) {
 		fuse_reply_err(req, ENOSYS);

@@ -858,10 +858,10 @@ int main(int argc, char *argv[])
 	 * parallelism, and on a machine with few CPUs they cost much: the
 	 * kernel hands each request to the worker that has waited longest,
 	 * so consecutive requests wake different threads, often on another
-	 * CPU, and page-cache writeback (up to a dozen WRITEs in flight)
-	 * makes them queue on the core's lock. Measured on 2 CPUs: creates,
-	 * renames and unlinks 1.4-1.9x, random 4 KiB writes with 4 jobs
-	 * 14x faster with one thread; cold sequential reads no slower.
+	 * CPU. Measured on 2 CPUs: creates, renames and unlinks 1.4-1.9x
+	 * faster with one thread, at half the CPU time; sequential writes,
+	 * cold sequential reads and fio's 4 KiB random reads and writes
+	 * with 4 jobs no slower (within the noise).
 	 */
 	if (o.threads <= 1) {
 		rc = fuse_session_loop(se);

@@ -221,6 +221,12 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 		conn->max_write = limit;
 	conn->want &= conn->capable;
 	d->writeback = conn->want & FUSE_CAP_WRITEBACK_CACHE;
+	/* See op_open and op_opendir. Kernels that do not take ENOSYS
+	 * for an answer (before FUSE 7.23 and 7.29) get real opens. */
+	d->no_open = conn->capable & FUSE_CAP_NO_OPEN_SUPPORT;
+	d->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
+	if (d->no_open)
+		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
 	mfs_log(MFS_LOG_DEBUG, "init: protocol %u.%u, want 0x%x, max_write %u",
 		conn->proto_major, conn->proto_minor, conn->want,
 		conn->max_write);
@@ -429,12 +435,28 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 				     newname, mflags));
 }
 
+/*
+ * open and release. Nothing here needs a file handle (fh is always 0), the
+ * kernel checks permissions (default_permissions), and a file that is open
+ * is also looked up (an open file pins its dentry and inode, so the kernel
+ * sends no FORGET before the last close): the lookup count alone keeps an
+ * unlinked file alive. So OPEN is answered with ENOSYS, which the kernel
+ * remembers (fc->no_open): from then on open(2) costs no round trip, the
+ * file is opened with keep_cache, and no RELEASE is sent. O_TRUNC then
+ * comes as a SETATTR of the size, which is why init does not ask for
+ * atomic_o_trunc. New files come as MKNOD (see op_create), so the core's
+ * open count stays 0.
+ */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fuse *d = ctx_of(req);
 	struct mfs_cred cred = cred_of(req);
 	int rc;
 
+	if (d->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	rc = mfs_open(d->fs, &cred, ino, core_open_flags(d, fi->flags));
 	if (rc) {
 		reply_rc(req, rc);
@@ -464,6 +486,17 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct mfs_attr a;
 	int rc;
 
+	/*
+	 * Without OPEN, CREATE buys nothing: ENOSYS (the kernel's
+	 * no_create) makes open(O_CREAT) of a new name a MKNOD, and the open
+	 * that follows costs no round trip, as above. The RELEASE that
+	 * kernels such as 6.18 still send, despite no_open, for every file
+	 * made by CREATE goes too.
+	 */
+	if (d->no_open) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	rc = mfs_create(d->fs, &cred, parent, name, mode,
 			core_open_flags(d, fi->flags), &a);
 	if (rc == 0) {
@@ -544,11 +577,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	fuse_reply_write(req, written);
 }
 
+/*
+ * close(2) commits nothing on ext4 either, and the kernel writes the file's
+ * dirty pages back (and reports their errors) before it would send FLUSH,
+ * so there is nothing to do. ENOSYS tells the kernel so once for all
+ * (fc->no_flush): every later close saves a round trip.
+ */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	/* close(2) commits nothing on ext4 either; the kernel has written
-	 * the file's dirty pages back before sending this. */
-	fuse_reply_err(req, 0);
+	fuse_reply_err(req, ENOSYS);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino,
@@ -563,11 +600,22 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 	reply_rc(req, mfs_fsync(ctx_of(req)->fs, ino, datasync != 0));
 }
 
+/*
+ * Directories need no handle either (readdir offsets are name hashes), so
+ * OPENDIR is answered with ENOSYS (the kernel's no_opendir): opendir(3)
+ * and closedir(3) then cost no round trip, and the kernel caches listings
+ * (FOPEN_CACHE_DIR), dropping them when the directory changes; nothing
+ * changes one behind its back.
+ */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
 	int rc;
 
+	if (ctx_of(req)->no_opendir) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	rc = mfs_opendir(ctx_of(req)->fs, ino);
 	if (rc) {
 		reply_rc(req, rc);

@@ -28,6 +28,9 @@ struct mfs_fuse {
 	struct fuse_conn_info_opts *conn_opts;
 	/* Set by init: the kernel caches writes (FUSE_CAP_WRITEBACK_CACHE). */
 	bool writeback;
+	/* Set by init: OPEN and OPENDIR are answered with ENOSYS, so the
+	 * kernel opens without asking (see fuse_ops.c, op_open). */
+	bool no_open, no_opendir;
 };
 
 /* The operations table, for fuse_session_new(); the session's user data

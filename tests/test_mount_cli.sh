@@ -235,6 +235,8 @@ refuse "bad commit interval" 2 "-o commit=soon: not a number of seconds" -- -o c
 refuse "negative commit interval" 2 "not a number of seconds" -- -o commit=-1 "$IMG" "$M1"
 refuse "bad bdi_max_ratio" 2 "-o bdi_max_ratio=101: not a percentage" -- -o bdi_max_ratio=101 "$IMG" "$M1"
 refuse "bdi_max_ratio not a number" 2 "not a percentage from 0 to 100" -- -o bdi_max_ratio=half "$IMG" "$M1"
+refuse "no threads" 2 "-o threads=0: not a number of threads" -- -o threads=0 "$IMG" "$M1"
+refuse "bad thread count" 2 "-o threads=many: not a number of threads" -- -o threads=many "$IMG" "$M1"
 refuse "no arguments" 2 "missing IMAGE" --
 refuse "no mount point" 2 "missing MOUNTPOINT" -- "$IMG"
 refuse "extra argument" 2 "extra: unexpected argument" -- "$IMG" "$M1" extra
@@ -382,6 +384,61 @@ ls "$M1" >/dev/null
 umount "$M1"
 wait_exit "$DAEMON"
 grep -q "LOOKUP\|GETATTR\|READDIR" "$T/log10" || fail "no request trace"
+
+# ---- round trips: requests the kernel stops sending ----
+# FLUSH, OPEN, OPENDIR and CREATE are answered with ENOSYS once, so
+# closing, opening files and directories cost no round trip, new files
+# come as MKNOD, and nothing is released; with OPEN gone, O_TRUNC must
+# still truncate (a SETATTR instead).
+begin "round trips"
+"$MMAPFS" -d "$IMG" "$M1" >"$T/log12" 2>&1 &
+DAEMON=$!
+PIDS+=("$DAEMON")
+wait_for mounted "$M1" || fail "not mounted"
+mkdir "$M1/rt" || fail "mkdir failed"
+for i in 1 2 3 4 5 6 7 8; do
+	echo "file $i" >"$M1/rt/f$i" || fail "create failed"
+	cat "$M1/rt/f$i" >/dev/null || fail "read failed"
+	ls "$M1/rt" >/dev/null || fail "ls failed"
+done
+echo x >"$M1/rt/f1" || fail "rewrite failed"
+[ "$(cat "$M1/rt/f1")" = x ] || fail "O_TRUNC did not truncate: $(cat "$M1/rt/f1")"
+umount "$M1"
+wait_exit "$DAEMON"
+for op in FLUSH OPEN OPENDIR CREATE; do
+	n=$(grep -c "opcode: $op " "$T/log12")
+	[ "$n" -le 1 ] || fail "$n $op requests, want at most 1"
+done
+for op in RELEASE RELEASEDIR; do
+	n=$(grep -c "opcode: $op " "$T/log12")
+	[ "$n" = 0 ] || fail "$n $op requests, want 0"
+done
+start_fg "$T/log13" "$IMG" "$M1"
+[ "$(cat "$M1/rt/f1")" = x ] || fail "O_TRUNC lost at remount: $(cat "$M1/rt/f1")"
+[ "$(cat "$M1/rt/f8")" = "file 8" ] || fail "f8 lost at remount"
+
+# ---- threads: one by default, more on request ----
+# The loop, the commit timer and the signal thread: 3 (libfuse's
+# multi-threaded loop would add workers, and keep one idle).
+begin "one thread by default"
+for i in $(seq 20); do cat "$M1/rt/f$((i % 8 + 1))" >/dev/null; done
+n=$(ls "/proc/$DAEMON/task" | wc -l)
+[ "$n" = 3 ] || fail "$n threads, want 3"
+umount "$M1"; wait_exit "$DAEMON"
+begin "-o threads=4"
+start_fg "$T/log14" -o threads=4 "$IMG" "$M1"
+WORKERS=()
+for i in 1 2 3 4; do
+	(for j in $(seq 20); do cat "$M1/rt/f$j" 2>/dev/null; echo y >"$M1/rt/t$i-$j"; done) &
+	WORKERS+=($!)
+done
+wait "${WORKERS[@]}"
+# libfuse's main thread, 2 to 4 workers (one kept idle), timer, signals
+n=$(ls "/proc/$DAEMON/task" | wc -l)
+[ "$n" -ge 5 ] && [ "$n" -le 7 ] || fail "$n threads, want 5 to 7"
+[ "$(cat "$M1/rt/t4-20")" = y ] || fail "files missing"
+umount "$M1"; wait_exit "$DAEMON"
+fsck_clean "$IMG"
 
 # ---- SIGBUS: the image truncated under the daemon ----
 begin "SIGBUS"

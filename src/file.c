@@ -749,6 +749,49 @@ int mfs_file_read(struct mfs_vol *v, const struct mfs_inode *in, uint64_t off,
 	return 0;
 }
 
+int mfs_file_data_runs(struct mfs_vol *v, const struct mfs_inode *in,
+		       uint64_t off, uint64_t len,
+		       int (*fn)(void *arg, uint64_t img_off, uint64_t bytes),
+		       void *arg)
+{
+	uint64_t size = min64(in->size, MFS_FILE_SIZE_MAX);
+	uint64_t first, last, run_blk = 0, run_cnt = 0, a, b;
+	struct ext_iter it;
+	struct ext e;
+	int rc;
+
+	if (off >= size || len == 0)
+		return 0;
+	first = off >> MFS_BLOCK_SHIFT;
+	last = blocks_up(off + min64(len, size - off)) - 1;
+	rc = iter_start(&it, v, in->ino, first, last);
+	if (rc)
+		return rc;
+	while ((rc = iter_next(&it, &e)) == 1) {
+		if (e.fblk > last)
+			break;
+		if (!ext_written(&e) || ext_end(&e) <= first)
+			continue;
+		a = max64(e.fblk, first);
+		b = min64(ext_end(&e), last + 1);
+		/* Joined to the run before when it continues it on disk. */
+		if (run_cnt && run_blk + run_cnt == e.block + (a - e.fblk)) {
+			run_cnt += b - a;
+			continue;
+		}
+		if (run_cnt && fn(arg, run_blk << MFS_BLOCK_SHIFT,
+				  run_cnt << MFS_BLOCK_SHIFT))
+			return 0;
+		run_blk = e.block + (a - e.fblk);
+		run_cnt = b - a;
+	}
+	if (rc < 0)
+		return rc;
+	if (run_cnt)
+		fn(arg, run_blk << MFS_BLOCK_SHIFT, run_cnt << MFS_BLOCK_SHIFT);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Write                                                               */
 /* ------------------------------------------------------------------ */

@@ -36,6 +36,15 @@
 int mfs_file_read(struct mfs_vol *v, const struct mfs_inode *in, uint64_t off,
 		  size_t len, struct iovec *iov, unsigned iovmax,
 		  unsigned *iovcnt, size_t *bytes);
+/* The image blocks holding written data of the file blocks that cover
+ * [off, off+len) (clipped to the size), as byte ranges of the image: calls
+ * fn(arg, image offset, bytes) once per run of contiguous blocks, in file
+ * order; holes and unwritten extents are skipped. Stops when fn returns
+ * non-zero. Needs only a read lock. */
+int mfs_file_data_runs(struct mfs_vol *v, const struct mfs_inode *in,
+		       uint64_t off, uint64_t len,
+		       int (*fn)(void *arg, uint64_t img_off, uint64_t bytes),
+		       void *arg);
 /* Copy len bytes from buf to off, allocating blocks (near the file's
  * previous blocks, merging adjacent extents), growing in->size. A short
  * write returns 0 with *written < len: on ENOSPC after some bytes, or at

@@ -23,6 +23,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,6 +40,19 @@
 #include "log.h"
 #include "txn.h"
 #include "xattr.h"
+
+/*
+ * Sequential read streams, for mfs_read_cached: per slot, picked by the
+ * inode number, the end of the last read of an inode. Approximate on
+ * purpose: inodes that hash alike share a slot and the fields are not
+ * updated together, so at worst a stream is taken for random reads or the
+ * other way round, which only changes what is dropped.
+ */
+#define STREAM_SLOTS 64
+struct stream {
+	_Atomic uint64_t ino;
+	_Atomic uint64_t end;     /* of the last read */
+};
 
 /* In-memory references to an inode. */
 struct ref {
@@ -58,6 +72,7 @@ struct mfs_fs {
 	/* Opened with MFS_FS_DEFER and mfs_fs_start not called yet: nothing
 	 * has been written, and close writes nothing either. */
 	bool deferred;
+	struct stream streams[STREAM_SLOTS];
 };
 
 /* ------------------------------------------------------------------ */
@@ -1518,6 +1533,87 @@ int mfs_read(struct mfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
 		unlock(fs);
 	}
 	return rc;
+}
+
+/*
+ * Dropping behind a sequential reader (mfs_read_cached). The image's pages
+ * come in by faults of the copy from the mapping, and a major fault reads
+ * a window around the page, centred on it (mmap read-around: the host's
+ * read-ahead size, half of it behind): pages dropped just behind the
+ * reader would be read again, for nothing. So a stream drops DROP_LAG
+ * behind itself, every DROP_STEP it advances, the DROP_SPAN before that
+ * point. The span is one step more than the largest folio of the image's
+ * page cache (2 MiB on x86-64; FADV_DONTNEED keeps a folio that extends
+ * past its range), so that every folio of the file's data falls wholly
+ * inside some span. At the end of the file the rest goes too.
+ */
+#define DROP_LAG (16ull << 20)
+#define DROP_STEP (1ull << 20)
+#define DROP_SPAN (3ull << 20)
+/* How far a read may start before the end of the last one and still be
+ * taken for the next read of the stream: the kernel sends readahead reads
+ * concurrently, so they may arrive a little out of order. */
+#define STREAM_SLACK (2ull << 20)
+
+/* Most runs of contiguous blocks dropped per call (fragmented files). */
+#define IMG_RUNS 16
+
+struct img_runs {
+	unsigned n;
+	uint64_t off[IMG_RUNS], len[IMG_RUNS];
+};
+
+static int add_img_run(void *arg, uint64_t img_off, uint64_t bytes)
+{
+	struct img_runs *r = arg;
+
+	r->off[r->n] = img_off;
+	r->len[r->n] = bytes;
+	return ++r->n == IMG_RUNS;
+}
+
+static uint64_t sub0(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : 0;
+}
+
+void mfs_read_cached(struct mfs_fs *fs, uint64_t ino, uint64_t off,
+		     size_t len)
+{
+	struct stream *st = &fs->streams[(ino * 0x9e3779b97f4a7c15ull) >> 58];
+	uint64_t end = off + len, last, mark, from, to;
+	struct img_runs d = { 0 };
+	struct mfs_inode in;
+	unsigned i;
+	bool seq;
+
+	if (len == 0 || end < off)
+		return;
+	last = atomic_load_explicit(&st->end, memory_order_relaxed);
+	seq = atomic_load_explicit(&st->ino, memory_order_relaxed) == ino &&
+	      last <= end && last + STREAM_SLACK >= off;
+	atomic_store_explicit(&st->ino, ino, memory_order_relaxed);
+	atomic_store_explicit(&st->end, end, memory_order_relaxed);
+	if (!seq)
+		return;
+	/* The step boundary the stream's lagging point crossed, if any. */
+	mark = sub0(end, DROP_LAG) / DROP_STEP * DROP_STEP;
+	from = sub0(mark, DROP_SPAN);
+	to = mark > sub0(last, DROP_LAG) ? mark : 0;
+
+	rdlock(fs);
+	if (mfs_inode_read(fs->v, ino, &in) == 0 && S_ISREG(in.mode)) {
+		if (end >= in.size)
+			to = end;
+		if (to > from)
+			mfs_file_data_runs(fs->v, &in, from, to - from,
+					   add_img_run, &d);
+	}
+	unlock(fs);
+	/* Outside the lock: the blocks may be freed and reused meanwhile,
+	 * which is harmless (mfs_image_drop never loses data). */
+	for (i = 0; i < d.n; i++)
+		mfs_image_drop(fs->v->img, d.off[i], d.len[i]);
 }
 
 /* For a change to a regular file's data: the volume is writable and ino

@@ -34,7 +34,9 @@
  * - Never direct_io: it would make shared mmap fail with ENODEV. Files are
  *   opened with keep_cache, since cached pages never go stale.
  * - Reads reply with an iovec pointing into the image mapping
- *   (fuse_reply_iov): no intermediate copy.
+ *   (fuse_reply_iov): no intermediate copy. The kernel now caches the
+ *   data, so the image's copy is redundant: mfs_read_cached drops it
+ *   behind sequential readers.
  */
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 
@@ -523,6 +525,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	struct mfs_fs *fs = ctx_of(req)->fs;   /* the reply frees req */
 	struct iovec stack_iov[READ_IOV_STACK];
 	struct iovec *iov = stack_iov;
 	unsigned iovmax = (unsigned)(size >> 12) + 2;
@@ -537,12 +540,12 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			return;
 		}
 	}
-	rc = mfs_read(ctx_of(req)->fs, ino, (uint64_t)off, size, iov, iovmax,
+	rc = mfs_read(fs, ino, (uint64_t)off, size, iov, iovmax,
 		      &cnt, &bytes);
 	if (rc)
 		reply_rc(req, rc);
-	else
-		fuse_reply_iov(req, iov, (int)cnt);
+	else if (fuse_reply_iov(req, iov, (int)cnt) == 0 && bytes > 0)
+		mfs_read_cached(fs, ino, (uint64_t)off, bytes);
 	if (iov != stack_iov)
 		free(iov);
 }

@@ -641,3 +641,23 @@ int mfs_image_sync_range(struct mfs_image *img, uint64_t off, uint64_t len)
 	call_hook(img);
 	return 0;
 }
+
+int mfs_image_drop(struct mfs_image *img, uint64_t off, uint64_t len)
+{
+	const uint64_t pg = page_size();
+	uint64_t start, end;
+	int err;
+
+	if (off > img->size || len > img->size - off)
+		return -EINVAL;
+	start = round_up(off, pg);
+	end = (off + len) / pg * pg;
+	if (start >= end)
+		return 0;
+	/* Unmap first: the page cache keeps pages that are mapped. */
+	if (madvise(img->base + start, (size_t)(end - start), MADV_DONTNEED) != 0)
+		return -errno;
+	err = posix_fadvise(img->fd, (off_t)start, (off_t)(end - start),
+			    POSIX_FADV_DONTNEED);
+	return -err;
+}

@@ -113,4 +113,20 @@ int mfs_image_sync(struct mfs_image *img);
  * sync hook. Returns 0 or -errno. */
 int mfs_image_sync_range(struct mfs_image *img, uint64_t off, uint64_t len);
 
+/*
+ * Drop the image's copy of [off, off+len) (rounded in to whole pages) from
+ * memory, for data a caller has copied elsewhere and will not read soon:
+ * unmaps the range from the mapping (MADV_DONTNEED) and evicts its clean
+ * pages from the page cache (POSIX_FADV_DONTNEED). Never loses data: on a
+ * shared mapping MADV_DONTNEED moves a page's dirty bit to the page cache,
+ * and FADV_DONTNEED leaves dirty pages (it starts their writeback, as the
+ * kernel would anyway), pages under writeback and pages mapped elsewhere.
+ * Nor does it evict a large folio that extends past the range: drop ranges
+ * that cover whole folios to get everything back. Pointers into the range
+ * stay valid; the next access reads the page again. Safe against any other
+ * use of the range from other threads. Best effort: returns 0 or -errno
+ * (for the tests), callers need not care.
+ */
+int mfs_image_drop(struct mfs_image *img, uint64_t off, uint64_t len);
+
 #endif

@@ -41,7 +41,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <sys/mman.h>
 #include <sys/uio.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <time.h>
@@ -3115,6 +3117,119 @@ static void test_data_rw(void **state)
 	free(r);
 }
 
+/* Pages of the image holding [off, off+len) of ino that are in the page
+ * cache (mincore on the pointers mfs_read gives, which touches nothing),
+ * and pages in all. */
+static void image_residency(struct mfs_fs *fs, uint64_t ino, uint64_t off,
+			    size_t len, size_t *res, size_t *all)
+{
+	unsigned iovmax = (unsigned)(len >> 12) + 2, cnt = 0, i;
+	struct iovec *iov = calloc(iovmax, sizeof(*iov));
+	unsigned char vec[256];
+	size_t bytes = 0;
+
+	assert_non_null(iov);
+	assert_int_equal(mfs_read(fs, ino, off, len, iov, iovmax, &cnt,
+				  &bytes), 0);
+	for (i = 0; i < cnt; i++) {
+		uintptr_t a = (uintptr_t)iov[i].iov_base & ~(uintptr_t)4095;
+		uintptr_t e = (uintptr_t)iov[i].iov_base + iov[i].iov_len;
+
+		while (a < e) {
+			size_t n = (e - a + 4095) >> 12, k;
+
+			if (n > sizeof(vec))
+				n = sizeof(vec);
+			assert_int_equal(mincore((void *)a, n << 12, vec), 0);
+			for (k = 0; k < n; k++)
+				*res += vec[k] & 1;
+			*all += n;
+			a += n << 12;
+		}
+	}
+	free(iov);
+}
+
+/* Read [0, size) of ino in chunks of step bytes, in order or from the end
+ * backwards, each followed by mfs_read_cached as the FUSE glue does;
+ * checks the data (pattern seed). */
+static void read_handed_over(struct mfs_fs *fs, uint64_t ino, size_t size,
+			     size_t step, bool backwards, unsigned seed)
+{
+	unsigned char *want = malloc(size), *got = malloc(step);
+	size_t i, n = size / step;
+
+	assert_non_null(want);
+	assert_non_null(got);
+	fill_pattern(want, size, seed);
+	for (i = 0; i < n; i++) {
+		uint64_t off = (backwards ? n - 1 - i : i) * step;
+
+		assert_int_equal(read_all(fs, ino, off, step, got), step);
+		if (memcmp(got, want + off, step) != 0)
+			fail_msg("data differs at %llu", (unsigned long long)off);
+		mfs_read_cached(fs, ino, off, step);
+	}
+	free(want);
+	free(got);
+}
+
+/*
+ * mfs_read_cached: behind a sequential reader the image's copy of the file
+ * is dropped (the caller keeps one); random or backward reads keep it. The
+ * data never changes.
+ */
+static void test_read_cached_drops(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_fs *fs = fx->fs;
+	const size_t big = 48u << 20, small = 8u << 20;
+	size_t res = 0, all = 0;
+	unsigned char *w;
+	struct mfs_attr a;
+	struct statfs sf;
+	uint64_t f, g;
+
+	NEED_DATA(fs);
+	assert_int_equal(statfs(fx->img, &sf), 0);
+	if (sf.f_type == 0x01021994 || sf.f_type == 0x858458f6) {
+		print_message("image on tmpfs/ramfs: pages cannot be dropped; skipped\n");
+		skip();
+	}
+	w = malloc(big);
+	assert_non_null(w);
+	assert_int_equal(mfs_create(fs, &ROOT, MFS_ROOT, "f", 0644, O_RDWR, &a), 0);
+	f = a.ino;
+	fill_pattern(w, big, 7);
+	write_ok(fs, &ROOT, f, 0, w, big);
+	assert_int_equal(mfs_create(fs, &ROOT, MFS_ROOT, "g", 0644, O_RDWR, &a), 0);
+	g = a.ino;
+	fill_pattern(w, small, 8);
+	write_ok(fs, &ROOT, g, 0, w, small);
+	/* Clean pages only can go. */
+	assert_int_equal(mfs_fs_sync(fs), 0);
+
+	/* Backwards: no stream, nothing dropped. */
+	read_handed_over(fs, g, small, 128u << 10, true, 8);
+	image_residency(fs, g, 0, small, &res, &all);
+	assert_int_equal(all, small >> 12);
+	assert_int_equal(res, all);
+
+	/* A stream of 128 KiB reads: dropped behind it and at the end of
+	 * the file. Folios that hold other blocks too (the tree's, next to
+	 * the file's first and last blocks) may stay. */
+	read_handed_over(fs, f, big, 128u << 10, false, 7);
+	res = all = 0;
+	image_residency(fs, f, 0, big, &res, &all);
+	assert_int_equal(all, big >> 12);
+	print_message("after a sequential read: %zu of %zu pages in memory\n", res, all);
+	if (res > (4u << 20) >> 12)
+		fail_msg("%zu of %zu pages still in memory", res, all);
+	/* Read again (from the image file now), the same data. */
+	read_handed_over(fs, f, big, 1u << 20, false, 7);
+	free(w);
+}
+
 static void test_data_efbig(void **state)
 {
 	struct fx *fx = *state;
@@ -5470,6 +5585,7 @@ int main(void)
 		T(test_readonly),
 		T(test_persistence),
 		T(test_data_rw),
+		T(test_read_cached_drops),
 		T(test_data_efbig),
 		T(test_data_truncate),
 		T(test_data_killpriv),

@@ -20,8 +20,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -714,6 +716,100 @@ static void test_sync_hook(void **state)
 	assert_string_equal(buf, "durable");
 }
 
+/* ---- dropping pages ------------------------------------------------------- */
+
+/* Pages of [first, first+n) blocks of img in the page cache (mincore on
+ * a shared file mapping reports the page cache, mapped or not). */
+static unsigned resident_blocks(struct mfs_image *img, uint64_t first,
+				uint64_t n)
+{
+	unsigned char vec[512];
+	unsigned count = 0;
+
+	assert_true(n <= sizeof(vec) && BS == 4096);
+	assert_int_equal(mincore(mfs_image_block(img, first), n * BS, vec), 0);
+	for (uint64_t i = 0; i < n; i++)
+		count += vec[i] & 1;
+	return count;
+}
+
+/* Skip where the page cache cannot be dropped: tmpfs and ramfs keep file
+ * pages whatever the advice. */
+static void need_droppable_cache(const char *path)
+{
+	struct statfs sf;
+
+	assert_int_equal(statfs(path, &sf), 0);
+	if (sf.f_type == 0x01021994 || sf.f_type == 0x858458f6) {
+		print_message("%s is on tmpfs/ramfs: pages cannot be dropped; skipping\n",
+			      path);
+		skip();
+	}
+}
+
+static void test_drop(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_image *img;
+	uint8_t *p;
+	char buf[BS];
+	int fd;
+
+	assert_int_equal(mfs_image_create(fx->path, 4 * MiB, false, false, &img), 0);
+	fx->img[0] = img;
+	need_droppable_cache(fx->path);
+	assert_int_equal(mfs_image_reserve(img, 0, img->size), 0);
+	/* Blocks 16..271: clean (synced); 300..309: dirty. */
+	for (uint64_t b = 16; b < 272; b++)
+		memset(mfs_image_block(img, b), (int)(b & 0xff), BS);
+	assert_int_equal(mfs_image_sync(img), 0);
+	for (uint64_t b = 300; b < 310; b++)
+		memset(mfs_image_block(img, b), 0xd0 + (int)(b - 300), BS);
+	assert_int_equal(resident_blocks(img, 16, 256), 256);
+
+	/* Clean pages leave the page cache, even while mapped. */
+	assert_int_equal(mfs_image_drop(img, 16 * BS, 256 * BS), 0);
+	assert_int_equal(resident_blocks(img, 16, 256), 0);
+	/* The data is still there, through the mapping and the file. */
+	for (uint64_t b = 16; b < 272; b++) {
+		p = mfs_image_block(img, b);
+		if (p[0] != (b & 0xff) || p[BS - 1] != (b & 0xff))
+			fail_msg("block %llu lost its data", (unsigned long long)b);
+	}
+	assert_int_equal(mfs_image_drop(img, 16 * BS, 256 * BS), 0);
+
+	/* Dirty pages: never lost (MADV_DONTNEED on a shared mapping keeps
+	 * their data in the page cache; FADV_DONTNEED at most writes them
+	 * back first). Unsynced, so the file has them only if kept. */
+	assert_int_equal(mfs_image_drop(img, 300 * BS, 10 * BS), 0);
+	fd = open(fx->path, O_RDONLY);
+	assert_true(fd >= 0);
+	for (uint64_t b = 300; b < 310; b++) {
+		assert_int_equal(pread(fd, buf, BS, (off_t)(b * BS)), BS);
+		if ((uint8_t)buf[0] != 0xd0 + (b - 300) ||
+		    (uint8_t)buf[BS - 1] != 0xd0 + (b - 300))
+			fail_msg("dirty block %llu lost its data", (unsigned long long)b);
+		p = mfs_image_block(img, b);
+		assert_int_equal(p[7], 0xd0 + (b - 300));
+	}
+	close(fd);
+
+	/* Only whole pages inside the range go. */
+	for (uint64_t b = 40; b < 43; b++)
+		assert_int_equal(*(volatile uint8_t *)mfs_image_block(img, b), b);
+	assert_int_equal(resident_blocks(img, 40, 3), 3);
+	assert_int_equal(mfs_image_drop(img, 40 * BS + 1, 2 * BS), 0);
+	assert_int_equal(resident_blocks(img, 40, 1), 1);
+	assert_int_equal(resident_blocks(img, 41, 1), 0);
+	assert_int_equal(resident_blocks(img, 42, 1), 1);
+	assert_int_equal(mfs_image_drop(img, 40 * BS + 1, 10), 0);
+
+	/* Bounds. */
+	assert_int_equal(mfs_image_drop(img, img->size - BS, BS + 1), -EINVAL);
+	assert_int_equal(mfs_image_drop(img, 1, UINT64_MAX), -EINVAL);
+	assert_int_equal(mfs_image_drop(img, img->size, 0), 0);
+}
+
 /* ---- block pointers ------------------------------------------------------- */
 
 static void test_block_bounds(void **state)
@@ -757,6 +853,7 @@ int main(void)
 		T(test_create_prealloc_enospc),
 		T(test_reserve_no_fallocate),
 		T(test_sync_hook),
+		T(test_drop),
 		T(test_block_bounds),
 #undef T
 	};

@@ -154,6 +154,17 @@ int mfs_release(struct mfs_fs *fs, uint64_t ino);
 int mfs_read(struct mfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
 	     struct iovec *iov, unsigned iovmax, unsigned *iovcnt,
 	     size_t *bytes);
+/*
+ * The data of an mfs_read of [off, off+len) of ino now lives in a cache of
+ * the caller's (the FUSE glue: the mount's page cache), so the image's copy
+ * is redundant. Behind a sequential reader it is dropped from memory (the
+ * clean pages; dirty ones stay until written back): lagging 16 MiB behind
+ * the stream, and all of it when the read reaches the end of the file.
+ * Other reads keep it. Costs a read from the image file if the caller's
+ * copy is evicted and read again. Best effort, no result.
+ */
+void mfs_read_cached(struct mfs_fs *fs, uint64_t ino, uint64_t off,
+		     size_t len);
 #define MFS_WRITE_KILL_PRIV 0x1u  /* drop setuid/setgid (cred decides) */
 #define MFS_WRITE_APPEND    0x2u  /* write at the end of the file */
 /* Write len bytes at off; *written may be short only on ENOSPC/EFBIG

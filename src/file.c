@@ -369,17 +369,33 @@ static int alloc_data(struct mfs_vol *v, uint64_t goal, uint64_t want,
 	return mfs_alloc_alloc(v->alloc, goal, want, 1, start, got);
 }
 
+/* How far past the previous extent a goal may point (256 MiB): a hole
+ * longer than this is a sparse file, not writes arriving out of order. */
+#define GOAL_GAP_MAX 65536u
+
 /*
- * Where new blocks at p should go: right after the disk blocks of the
- * extent before them, so a growing file stays contiguous. A file's first
- * blocks go to a fixed point past the start of the image, away from where
- * tree nodes are allocated first (v->meta_goal starts at the front): the
- * nodes a commit copies then do not land right after a growing file.
+ * Where new blocks for file block fblk (a hole, described by p) should go:
+ * where they would be if the file were contiguous from the extent before
+ * them, i.e. that extent's disk blocks plus the distance in the file. A
+ * growing file stays contiguous, and so does one whose blocks arrive out
+ * of order, as the writeback cache sends them (1 MiB writes of a 1 GiB
+ * file came as 471 runs with "right after the previous extent" as goal:
+ * a later block took the place an earlier one arrived for afterwards). A
+ * file's first blocks go to a fixed point past the start of the image,
+ * away from where tree nodes are allocated first (v->meta_goal starts at
+ * the front): the nodes a commit copies then do not land right after a
+ * growing file.
  */
-static uint64_t data_goal(const struct mfs_vol *v, const struct ext_pos *p)
+static uint64_t data_goal(const struct mfs_vol *v, const struct ext_pos *p,
+			  uint64_t fblk)
 {
-	if (p->have_prev)
-		return p->prev.block + p->prev.count;
+	if (p->have_prev) {
+		uint64_t end = p->prev.fblk + p->prev.count;
+		uint64_t gap = fblk > end ? fblk - end : 0;
+
+		return p->prev.block + p->prev.count +
+		       (gap <= GOAL_GAP_MAX ? gap : 0);
+	}
 	return MFS_FIRST_DATA_BLOCK + mfs_alloc_block_count(v->alloc) / 16;
 }
 
@@ -589,7 +605,7 @@ static int prealloc(struct mfs_vol *v, struct mfs_inode *in, uint64_t a,
 			pos = ext_end(&p.cur);
 			continue;
 		}
-		rc = alloc_data(v, data_goal(v, &p),
+		rc = alloc_data(v, data_goal(v, &p, pos),
 				min64(min64(b, p.hole_end) - pos, ALLOC_MAX),
 				&n.block, &n.count);
 		if (rc)
@@ -812,7 +828,7 @@ static int write_hole(struct mfs_vol *v, struct mfs_inode *in,
 	uint8_t *d;
 	int rc;
 
-	rc = alloc_data(v, data_goal(v, p), min64(last - fblk, ALLOC_MAX),
+	rc = alloc_data(v, data_goal(v, p, fblk), min64(last - fblk, ALLOC_MAX),
 			&n.block, &n.count);
 	if (rc)
 		return rc;

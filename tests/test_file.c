@@ -415,6 +415,48 @@ static void test_sequential_extents(void **state)
 	free(b);
 }
 
+/* Writes arriving out of order, as the kernel's writeback sends them (a
+ * later part of the file first), still make one contiguous file: the goal
+ * for a block is where it would be if the file were contiguous from the
+ * extent before it. */
+static void test_out_of_order_extents(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_vol *v = fx_format(fx, 256 * MiB);
+	/* 1 MiB pieces of a 16 MiB file, in this order. */
+	static const unsigned order[16] = { 0, 2, 1, 5, 3, 4, 8, 6, 7, 9, 12,
+					    10, 11, 15, 13, 14 };
+	struct mfs_inode in, in2, other;
+	uint8_t *a = malloc(MiB);
+	size_t n1, n2;
+
+	new_inode(&in, INO);
+	for (unsigned i = 0; i < 16; i++) {
+		fill(a, MiB);
+		wr(v, &in, (uint64_t)order[i] * MiB, a, MiB);
+	}
+	/* Again, while another file starts growing half-way: it may take a
+	 * hole left for a piece still to come (no reservations), no more. */
+	new_inode(&in2, INO + 1);
+	new_inode(&other, INO + 2);
+	for (unsigned i = 0; i < 16; i++) {
+		fill(a, MiB);
+		wr(v, &in2, (uint64_t)order[i] * MiB, a, MiB);
+		if (i == 7)
+			wr(v, &other, 0, a, MiB);
+	}
+	n1 = count_extents(v, INO);
+	n2 = count_extents(v, INO + 1);
+	print_message("16 MiB written out of order: %zu extent(s); with "
+		      "another file growing meanwhile: %zu\n", n1, n2);
+	assert_int_equal(n1, 1);
+	assert_true(n2 <= 4);
+	check_inode_blocks(v, &in);
+	check_inode_blocks(v, &in2);
+	check_accounting(v);
+	free(a);
+}
+
 /* Overwrites of committed data go in place: same disk blocks. */
 static void test_overwrite_in_place(void **state)
 {
@@ -1633,6 +1675,7 @@ int main(void)
 		T(test_roundtrip),
 		T(test_read_iovecs),
 		T(test_sequential_extents),
+		T(test_out_of_order_extents),
 		T(test_overwrite_in_place),
 		T(test_stale_block_zeroed),
 		T(test_truncate),

@@ -362,6 +362,29 @@ static bool kill_priv(struct mfs_inode *in, const struct mfs_cred *cred)
 	return in->mode != old;
 }
 
+/*
+ * Drop "security.capability" (file capabilities), which the kernel kills
+ * along with setuid on write, truncate and chown. Called before anything
+ * else changes, like file_remove_privs, so that a failure leaves the
+ * request undone. Looks the name up first: nearly every file has none, and
+ * then nothing is reserved or written. Caller holds the write lock.
+ */
+static int kill_cap(struct mfs_fs *fs, uint64_t ino)
+{
+	static const char name[] = "security.capability";
+	size_t len;
+	int rc;
+
+	rc = mfs_xattr_get(fs->v, ino, name, NULL, 0, &len);
+	if (rc == -ENODATA)
+		return 0;
+	if (!rc)
+		rc = need_delete_space(fs);
+	if (!rc)
+		rc = mfs_xattr_remove(fs->v, ino, name);
+	return rc;
+}
+
 /* A file-layer call that fails may already have changed the extent map
  * (and in->blocks or in->size) before it stopped: write the inode back so
  * that it always agrees with its extents. Returns rc. Caller holds the
@@ -751,6 +774,7 @@ int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 {
 	struct mfs_inode in;
 	struct timespec now;
+	bool kill;
 	int rc;
 
 	wrlock(fs);
@@ -760,6 +784,19 @@ int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	if (rc)
 		goto out;
 	mfs_inode_now(&now);
+	/* A truncate by a caller without CAP_FSETID, or what the kernel says
+	 * (MFS_SET_KILL_PRIV), kill privileges; so does chown of anything but
+	 * a directory. Not a truncate that is about to fail. */
+	kill = S_ISREG(in.mode) &&
+	       ((set & MFS_SET_KILL_PRIV) ||
+		((set & MFS_SET_SIZE) && !cred->cap_fsetid)) &&
+	       (!(set & MFS_SET_SIZE) || a->size <= MFS_FILE_SIZE_MAX);
+	if (kill || ((set & (MFS_SET_UID | MFS_SET_GID)) &&
+		     !S_ISDIR(in.mode))) {
+		rc = kill_cap(fs, ino);
+		if (rc)
+			goto out;
+	}
 	if (set & MFS_SET_SIZE) {
 		if (S_ISDIR(in.mode)) {
 			rc = -EISDIR;
@@ -783,9 +820,9 @@ int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 			goto out;
 		}
 		in.mtime = now;
-		if (!cred->cap_fsetid || (set & MFS_SET_KILL_PRIV))
-			kill_priv(&in, cred);
 	}
+	if (kill)
+		kill_priv(&in, cred);
 	if (set & (MFS_SET_UID | MFS_SET_GID)) {
 		if ((set & MFS_SET_UID) && a->uid != in.uid)
 			in.uid = a->uid;
@@ -1439,6 +1476,8 @@ int mfs_open(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	if (wr && (rc = writable(fs)))
 		goto out;
 	if ((flags & O_TRUNC) && S_ISREG(in.mode) && wr) {
+		if (!cred->cap_fsetid && (rc = kill_cap(fs, ino)))
+			goto out;
 		if (in.size) {
 			struct mfs_inode orig = in;
 
@@ -1648,6 +1687,9 @@ int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	if (flags & MFS_WRITE_APPEND)
 		off = in.size;
 	if (len == 0)
+		goto out;
+	if ((flags & MFS_WRITE_KILL_PRIV) && !cred->cap_fsetid &&
+	    (rc = kill_cap(fs, ino)))
 		goto out;
 	rc = need_space(fs, blocks_for(len) + OP_BLOCKS);
 	if (rc == -ENOSPC) {

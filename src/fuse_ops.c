@@ -22,15 +22,27 @@
  *   opened read-write in the core; it positions O_APPEND writes itself.
  *   Page-cache writes arrive with fi->writepage set and possibly another
  *   opener's fh (or none), so nothing here depends on fh: it is always 0.
- * - FUSE_CAP_HANDLE_KILLPRIV is switched off. With it on, the filesystem
- *   must clear setuid/setgid on write, but with the writeback cache the
- *   write that reaches us comes from the page cache with no caller
- *   credentials, so we could not tell whether the writer had CAP_FSETID.
- *   With it off, the kernel decides (as it does for ext4) and sends the
- *   new mode as a setattr from the writer's context. (libfuse 3.14 sets
- *   the flag in want by default but never passes it to the kernel, nor
- *   FUSE_PARALLEL_DIROPS: libfuse issues #884 and #861, fixed in 3.16.
- *   We ask for both as if it did.)
+ * - setuid/setgid and file capabilities: FUSE_HANDLE_KILLPRIV_V2 when the
+ *   kernel offers it (libfuse 3.14 cannot negotiate it: fuse_io.c patches
+ *   the INIT reply and reads the request flags libfuse drops). Without it
+ *   the kernel never marks the superblock SB_NOSEC and asks the daemon
+ *   for security.capability before every write, a synchronous round trip
+ *   (a tenth of the random-write rate). With it the kernel decides, from
+ *   the caller's credentials, and flags the request: a WRITE (sent write-
+ *   through, in the caller's context, for a setuid/setgid file), an OPEN
+ *   with O_TRUNC, a SETATTR with a size or an owner; the daemon then kills
+ *   setuid, setgid as the VFS does (group-executable, or a caller outside
+ *   the file's group) and security.capability, and tells the kernel its
+ *   cached mode is stale where no attributes go back in the reply. A
+ *   setattr of nothing is the kernel's file_remove_privs for fallocate or
+ *   copy_file_range, whose kill bits fuse_setattr drops: the daemon kills
+ *   for a caller other than root. The v1 FUSE_CAP_HANDLE_KILLPRIV stays
+ *   off: it has no flags, and writes from the writeback cache carry no
+ *   caller credentials. Without V2 the kernel decides and sends the new
+ *   mode as a setattr. (libfuse 3.14 sets FUSE_CAP_HANDLE_KILLPRIV in want
+ *   by default but never passes it to the kernel, nor
+ *   FUSE_PARALLEL_DIROPS: libfuse issues #884 and #861, fixed in 3.16. We
+ *   ask for the latter as if it did.)
  * - Never direct_io: it would make shared mmap fail with ENODEV. Files are
  *   opened with keep_cache, since cached pages never go stale.
  * - Reads reply with an iovec pointing into the image mapping
@@ -85,7 +97,8 @@ static void reply_rc(fuse_req_t req, int rc)
 
 /*
  * The caller's credentials. cap_fsetid is approximated by uid 0 (the
- * daemon cannot see the caller's capability set); in_group is left true,
+ * daemon cannot see the caller's capability set; with handle_killpriv_v2
+ * the kernel's flags decide instead); in_group is left true,
  * because with default_permissions the kernel's setattr_prepare() has
  * already dropped S_ISGID from a chmod by a caller outside the file's
  * group, and the VFS strips it from new files (mode_strip_sgid).
@@ -100,6 +113,62 @@ static struct mfs_cred cred_of(fuse_req_t req)
 		.in_group = true,
 	};
 	return cred;
+}
+
+/* Is the caller in group gid (its fsgid or a supplementary group)? When
+ * that cannot be told: no, which drops setgid (the safe side). */
+static bool caller_in_group(fuse_req_t req, uint32_t gid)
+{
+	gid_t stack[32], *list = stack;
+	int n, i, size = 32;
+	bool in = false;
+
+	if (fuse_req_ctx(req)->gid == gid)
+		return true;
+	n = fuse_req_getgroups(req, size, stack);
+	if (n > size) {
+		size = n;
+		list = calloc((size_t)size, sizeof(*list));
+		n = list ? fuse_req_getgroups(req, size, list) : -ENOMEM;
+	}
+	for (i = 0; i < n && i < size; i++)
+		if (list[i] == gid)
+			in = true;
+	if (list != stack)
+		free(list);
+	return in;
+}
+
+/*
+ * handle_killpriv_v2: the kernel flagged this request, because the caller
+ * lacks CAP_FSETID (or it is a chown). The core is to kill privileges;
+ * setgid of a file its group may not execute goes only if the caller is
+ * not in the file's group (setattr_should_drop_sgid), which needs the
+ * caller's groups: looked up only for such a file. Returns whether the
+ * file has setuid or setgid, i.e. whether the mode the kernel caches may
+ * be about to go stale.
+ */
+static bool kill_cred(fuse_req_t req, fuse_ino_t ino, struct mfs_cred *cred)
+{
+	struct mfs_attr a;
+
+	cred->cap_fsetid = false;
+	cred->in_group = true;
+	if (mfs_getattr(ctx_of(req)->fs, ino, &a) != 0)
+		return false; /* the core's call fails the same way */
+	if ((a.mode & S_ISGID) && !(a.mode & S_IXGRP))
+		cred->in_group = caller_in_group(req, a.gid);
+	return a.mode & (S_ISUID | S_ISGID);
+}
+
+/* The kernel keeps a file's mode for a day and learns nothing from a write
+ * or open reply: after one of those killed setuid/setgid, have it fetch
+ * the attributes again (its cached size and times stay its own). */
+static void mode_changed(fuse_req_t req, fuse_ino_t ino)
+{
+	struct mfs_fuse *d = ctx_of(req);
+
+	fuse_lowlevel_notify_inval_inode(d->se, ino, -1, 0);
 }
 
 /* After a change: under -o sync, commit before the reply goes out. */
@@ -229,9 +298,14 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	d->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
 	if (d->no_open)
 		conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
-	mfs_log(MFS_LOG_DEBUG, "init: protocol %u.%u, want 0x%x, max_write %u",
-		conn->proto_major, conn->proto_minor, conn->want,
-		conn->max_write);
+	/* See the file header and fuse_io.c. Splice reads would bypass the
+	 * hook that sees the kill flags. */
+	d->killpriv_v2 = d->io_hooked && mfs_fuse_io_offered_killpriv_v2();
+	if (d->killpriv_v2)
+		conn->want &= ~FUSE_CAP_SPLICE_READ;
+	mfs_log(MFS_LOG_DEBUG, "init: protocol %u.%u, want 0x%x, max_write %u, "
+		"handle_killpriv_v2 %s", conn->proto_major, conn->proto_minor,
+		conn->want, conn->max_write, d->killpriv_v2 ? "on" : "off");
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -330,13 +404,33 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st,
 		set |= MFS_SET_CTIME;
 		in.ctime = st->st_ctim;
 	}
-#ifdef FUSE_SET_ATTR_KILL_PRIV
-	/* Only sent with handle_killpriv_v2, which we do not ask for; if a
-	 * later libfuse passes it on anyway, honour it. */
-	if (to_set & (FUSE_SET_ATTR_KILL_SUID | FUSE_SET_ATTR_KILL_SGID |
-		      FUSE_SET_ATTR_KILL_PRIV))
-		set |= MFS_SET_KILL_PRIV;
-#endif
+	if (d->killpriv_v2) {
+		/*
+		 * The kernel decides: FATTR_KILL_SUIDGID on a truncate by a
+		 * caller without CAP_FSETID and on chown. libfuse 3.14 passes
+		 * it on as FUSE_SET_ATTR_KILL_SUID (the same bit, 11). For a
+		 * chown the core's own rule applies (it kills for everyone,
+		 * but keeps the setgid of a file its group may not execute,
+		 * as for a caller with CAP_FSETID).
+		 *
+		 * A setattr of nothing at all is the kernel's
+		 * file_remove_privs() (fallocate, copy_file_range, a write),
+		 * whose ATTR_KILL_SUID/SGID fuse_setattr() drops with
+		 * handle_killpriv_v2: it trusts the filesystem to kill on the
+		 * request that follows, but only WRITE carries a flag. So
+		 * kill here, with cap_fsetid approximated by uid 0 as before;
+		 * the reply brings the kernel's cached mode up to date.
+		 */
+		bool truncate = (to_set & FUSE_SET_ATTR_KILL_SUID) &&
+				(to_set & FUSE_SET_ATTR_SIZE);
+		bool remove_privs = to_set == 0 && fuse_req_ctx(req)->uid != 0;
+
+		cred.cap_fsetid = true;
+		if (truncate || remove_privs) {
+			kill_cred(req, ino, &cred);
+			set |= MFS_SET_KILL_PRIV;
+		}
+	}
 	rc = mfs_setattr(d->fs, &cred, ino, &in, set, &out);
 	if (rc == 0)
 		rc = changed(d);
@@ -453,17 +547,28 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct mfs_fuse *d = ctx_of(req);
 	struct mfs_cred cred = cred_of(req);
+	bool stale = false;
 	int rc;
 
 	if (d->no_open) {
 		fuse_reply_err(req, ENOSYS);
 		return;
 	}
+	if (d->killpriv_v2) {
+		/* O_TRUNC by a caller without CAP_FSETID: flagged. (With
+		 * no_open it comes as a SETATTR with FATTR_KILL_SUIDGID.) */
+		cred.cap_fsetid = true;
+		if ((fi->flags & O_TRUNC) &&
+		    mfs_fuse_io_kill(MFS_RAW_OPEN, ino))
+			stale = kill_cred(req, ino, &cred);
+	}
 	rc = mfs_open(d->fs, &cred, ino, core_open_flags(d, fi->flags));
 	if (rc) {
 		reply_rc(req, rc);
 		return;
 	}
+	if (stale)
+		mode_changed(req, ino);
 	if (fi->flags & O_TRUNC) {
 		rc = changed(d);
 		if (rc) {
@@ -557,14 +662,26 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	struct mfs_cred cred = cred_of(req);
 	unsigned flags = 0;
 	size_t written = 0;
+	bool stale = false;
 	int rc;
 
 	/* Without the writeback cache the core must append itself; with
 	 * it, the kernel already put the offset at the end. */
 	if (!d->writeback && !fi->writepage && (fi->flags & O_APPEND))
 		flags |= MFS_WRITE_APPEND;
+	if (d->killpriv_v2) {
+		/* Flagged: a caller without CAP_FSETID, writing through (not
+		 * from the page cache) in its own context. */
+		cred.cap_fsetid = true;
+		if (mfs_fuse_io_kill(MFS_RAW_WRITE, ino)) {
+			stale = kill_cred(req, ino, &cred);
+			flags |= MFS_WRITE_KILL_PRIV;
+		}
+	}
 	rc = mfs_write(d->fs, &cred, ino, (uint64_t)off, buf, size, flags,
 		       &written);
+	if (written > 0 && stale)
+		mode_changed(req, ino);
 	if (written > 0) {
 		int src = changed(d);
 

@@ -11,8 +11,10 @@
 #define MFS_FUSE_OPS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct mfs_fs;
+struct fuse_session;
 struct fuse_lowlevel_ops;
 struct fuse_conn_info_opts;
 
@@ -31,10 +33,26 @@ struct mfs_fuse {
 	/* Set by init: OPEN and OPENDIR are answered with ENOSYS, so the
 	 * kernel opens without asking (see fuse_ops.c, op_open). */
 	bool no_open, no_opendir;
+	/* fuse_io.c's hooks are on the session's descriptor (se is set). */
+	bool io_hooked;
+	struct fuse_session *se;
+	/* Set by init: FUSE_HANDLE_KILLPRIV_V2 is on, the daemon clears
+	 * setuid/setgid where the kernel's requests say so (fuse_io.c). */
+	bool killpriv_v2;
 };
 
 /* The operations table, for fuse_session_new(); the session's user data
  * must be a struct mfs_fuse. */
 extern const struct fuse_lowlevel_ops mfs_fuse_ops;
+
+/* fuse_io.c. Install the request hooks on a mounted session whose user
+ * data is d: 0 or -errno (then nothing changed). */
+int mfs_fuse_hook_io(struct fuse_session *se, struct mfs_fuse *d);
+/* In init: did the kernel offer FUSE_HANDLE_KILLPRIV_V2? */
+bool mfs_fuse_io_offered_killpriv_v2(void);
+/* In a handler: did the kernel flag this thread's current request (a
+ * WRITE or OPEN of nodeid) for killing setuid/setgid? */
+enum mfs_raw_op { MFS_RAW_WRITE, MFS_RAW_OPEN };
+bool mfs_fuse_io_kill(enum mfs_raw_op op, uint64_t nodeid);
 
 #endif

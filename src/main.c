@@ -974,6 +974,11 @@ int main(int argc, char *argv[])
 		goto out_destroy;
 	}
 	fuse_set_log_func(NULL);
+	/* handle_killpriv_v2 needs the raw requests (fuse_io.c); without
+	 * the hooks the daemon works as it always did. */
+	if (mfs_fuse_hook_io(se, &d) != 0)
+		mfs_log(MFS_LOG_WARNING, "cannot hook the FUSE device: "
+			"handle_killpriv_v2 stays off");
 	rc = mfs_fs_start(d.fs);
 	if (rc) {
 		fprintf(stderr, "mmapfs: %s: cannot start: %s\n", o.image,

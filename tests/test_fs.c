@@ -3378,6 +3378,57 @@ static void test_data_killpriv_outside_group(void **state)
 	assert_int_equal(a.mode, S_IFREG | 0746);
 }
 
+/* Killing privileges also drops "security.capability" (the kernel's
+ * cap_inode_killpriv), before the data changes; MFS_SET_KILL_PRIV alone
+ * kills them whatever the credentials (the kernel's word). */
+static void test_data_killpriv_cap(void **state)
+{
+	static const unsigned char cap[20] = { 0x01, 0, 0, 0x02, 0, 0x04 };
+	struct fx *fx = *state;
+	struct mfs_fs *fs = fx->fs;
+	struct mfs_attr in = { .uid = 7, .gid = 7, .size = 1 }, a;
+	const char *name = "security.capability";
+	uint64_t f[7];
+	size_t wr, len;
+	unsigned i;
+
+	NEED_DATA(fs);
+	for (i = 0; i < 7; i++) {
+		char nm[8];
+
+		snprintf(nm, sizeof(nm), "c%u", i);
+		f[i] = mkfile(fs, MFS_ROOT, nm, 06755);
+		assert_int_equal(mfs_setxattr(fs, f[i], name, cap, sizeof(cap),
+					      0), 0);
+	}
+	/* with CAP_FSETID: a write keeps both */
+	assert_int_equal(mfs_write(fs, &ROOT, f[0], 0, "x", 1,
+				   MFS_WRITE_KILL_PRIV, &wr), 0);
+	assert_int_equal(mfs_getxattr(fs, f[0], name, NULL, 0, &len), 0);
+	assert_int_equal(getattr_ok(fs, f[0]).mode, S_IFREG | 06755);
+	/* without: write, truncate, O_TRUNC open drop both */
+	assert_int_equal(mfs_write(fs, &USER, f[1], 0, "x", 1,
+				   MFS_WRITE_KILL_PRIV, &wr), 0);
+	assert_int_equal(mfs_setattr(fs, &USER, f[2], &in, MFS_SET_SIZE, &a), 0);
+	assert_int_equal(mfs_open(fs, &USER, f[3], O_WRONLY | O_TRUNC), 0);
+	assert_int_equal(mfs_release(fs, f[3]), 0);
+	/* chown, whoever asks */
+	assert_int_equal(mfs_setattr(fs, &ROOT, f[4], &in, MFS_SET_UID, &a), 0);
+	/* the kernel's word */
+	assert_int_equal(mfs_setattr(fs, &ROOT, f[5], &in, MFS_SET_KILL_PRIV,
+				     &a), 0);
+	for (i = 1; i < 6; i++) {
+		assert_int_equal(mfs_getxattr(fs, f[i], name, NULL, 0, &len),
+				 -ENODATA);
+		assert_int_equal(getattr_ok(fs, f[i]).mode & 06000, 0);
+	}
+	/* a write that is not flagged leaves them */
+	assert_int_equal(mfs_write(fs, &USER, f[6], 0, "x", 1, 0, &wr), 0);
+	assert_int_equal(mfs_getxattr(fs, f[6], name, NULL, 0, &len), 0);
+	assert_int_equal(getattr_ok(fs, f[6]).mode, S_IFREG | 06755);
+	reopen_check(fx);
+}
+
 static void test_data_orphan(void **state)
 {
 	struct fx *fx = *state;
@@ -5590,6 +5641,7 @@ int main(void)
 		T(test_data_truncate),
 		T(test_data_killpriv),
 		T(test_data_killpriv_outside_group),
+		T(test_data_killpriv_cap),
 		T(test_data_orphan),
 		T(test_data_fallocate),
 		T(test_data_fallocate_times),

@@ -125,8 +125,9 @@ static void dump_log(void)
 }
 
 /* Start the daemon in the foreground with extra -o options (or NULL) and
- * wait until the mount is there. Returns 0 or -1. */
-static int start_daemon(const char *opts)
+ * one more command-line flag (or NULL, e.g. "-s"), and wait until the
+ * mount is there. Returns 0 or -1. */
+static int start_daemon_flag(const char *opts, const char *flag)
 {
 	char type[256] = "";
 	pid_t pid;
@@ -144,8 +145,14 @@ static int start_daemon(const char *opts)
 			dup2(fd, 2);
 		}
 		/* allow_other: some tests act as another user */
-		execl(M.mmapfs, "mmapfs", "-f", "-o",
-		      opts ? opts : "allow_other", M.img, M.mnt, (char *)NULL);
+		if (flag)
+			execl(M.mmapfs, "mmapfs", "-f", flag, "-o",
+			      opts ? opts : "allow_other", M.img, M.mnt,
+			      (char *)NULL);
+		else
+			execl(M.mmapfs, "mmapfs", "-f", "-o",
+			      opts ? opts : "allow_other", M.img, M.mnt,
+			      (char *)NULL);
 		_exit(127);
 	}
 	for (i = 0; i < 1000; i++) {
@@ -167,6 +174,11 @@ static int start_daemon(const char *opts)
 	waitpid(pid, NULL, 0);
 	dump_log();
 	return -1;
+}
+
+static int start_daemon(const char *opts)
+{
+	return start_daemon_flag(opts, NULL);
 }
 
 /* Close every descriptor of ours on the mount (same st_dev): a test that
@@ -1340,6 +1352,317 @@ static void test_setuid_and_permissions(void **state)
 	assert_int_equal(st.st_mode & 07777, 0755);
 }
 
+/* ---- killing privileges, against the kernel's own filesystem --------- */
+
+/*
+ * Every way a file's setuid/setgid bits and file capabilities get killed
+ * (write, append, truncate, O_TRUNC, fallocate, copy_file_range, chown),
+ * by root (CAP_FSETID) and by nobody, in and outside the file's group,
+ * with and without group-execute and security.capability: done on the
+ * mount and on a directory of the filesystem the tests run on (ext4 or
+ * tmpfs: the kernel's own rules, which ext4 follows), and compared. With
+ * handle_killpriv_v2 the daemon applies these rules itself from the
+ * kernel's flags; without it the kernel sends the new mode.
+ */
+enum kp_op {
+	KP_PWRITE, KP_APPEND, KP_TRUNCATE, KP_FTRUNCATE, KP_OTRUNC,
+	KP_OTRUNC_WRITE, KP_FALLOC, KP_CFR, KP_CHOWN, KP_NOPS
+};
+static const char *const kp_op_names[KP_NOPS] = {
+	"pwrite", "append", "truncate", "ftruncate", "otrunc",
+	"otrunc-write", "fallocate", "copy_file_range", "chown",
+};
+static const unsigned kp_modes[] = { 06777, 06767, 02767, 02777 };
+static const uint32_t kp_gids[] = { 0, 65534 };
+
+/* security.capability as setcap writes it: VFS_CAP_REVISION_2 with the
+ * effective flag, permitted CAP_NET_BIND_SERVICE (little-endian). */
+static const unsigned char kp_cap[20] = { 0x01, 0x00, 0x00, 0x02,
+					  0x00, 0x04, 0x00, 0x00 };
+
+struct kp_result {
+	int rc;                 /* the child's errno, 0 */
+	unsigned mode;
+	off_t size;
+	bool cap;
+};
+
+static int kp_do(enum kp_op op, const char *path, const char *src)
+{
+	off_t zero = 0;
+	int fd = -1, sfd, rc = 0;
+
+	switch (op) {
+	case KP_TRUNCATE:
+		return truncate(path, 3) == 0 ? 0 : errno;
+	case KP_CHOWN:
+		return chown(path, 1, (gid_t)-1) == 0 ? 0 : errno;
+	case KP_APPEND:
+		fd = open(path, O_WRONLY | O_APPEND);
+		break;
+	case KP_OTRUNC:
+	case KP_OTRUNC_WRITE:
+		fd = open(path, O_WRONLY | O_TRUNC);
+		break;
+	default:
+		fd = open(path, O_WRONLY);
+		break;
+	}
+	if (fd < 0)
+		return errno;
+	switch (op) {
+	case KP_PWRITE:
+		rc = pwrite(fd, "w", 1, 0) == 1 ? 0 : errno;
+		break;
+	case KP_APPEND:
+	case KP_OTRUNC_WRITE:
+		rc = write(fd, "ww", 2) == 2 ? 0 : errno;
+		break;
+	case KP_FTRUNCATE:
+		rc = ftruncate(fd, 3) == 0 ? 0 : errno;
+		break;
+	case KP_FALLOC:
+		rc = posix_fallocate(fd, 0, 8192);
+		break;
+	case KP_CFR:
+		sfd = open(src, O_RDONLY);
+		if (sfd < 0) {
+			rc = errno;
+			break;
+		}
+		rc = copy_file_range(sfd, &zero, fd, NULL, 2, 0) == 2 ? 0
+								     : errno;
+		close(sfd);
+		break;
+	default:
+		break;
+	}
+	if (close(fd) != 0 && rc == 0)
+		rc = errno;
+	return rc;
+}
+
+/* Run op as root or as nobody (uid/gid 65534, no other groups). */
+static int kp_run(bool nobody, enum kp_op op, const char *path,
+		  const char *src)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0) {
+		if (nobody && (setgroups(0, NULL) != 0 ||
+			       setresgid(65534, 65534, 65534) != 0 ||
+			       setresuid(65534, 65534, 65534) != 0))
+			_exit(99);
+		_exit(kp_do(op, path, src));
+	}
+	assert_true(pid > 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+static void kp_state(const char *path, struct kp_result *r)
+{
+	struct stat st;
+	char v[64];
+
+	assert_int_equal(stat(path, &st), 0);
+	r->mode = st.st_mode & 07777;
+	r->size = st.st_size;
+	r->cap = getxattr(path, "security.capability", v, sizeof(v)) > 0;
+}
+
+static void kp_prepare(const char *path, unsigned mode, uint32_t gid,
+		       bool cap)
+{
+	write_file(path, "abcdef", 6);
+	/* chown first: it would drop what chmod sets */
+	assert_int_equal(chown(path, 0, gid), 0);
+	assert_int_equal(chmod(path, mode), 0);
+	if (cap)
+		assert_int_equal(setxattr(path, "security.capability", kp_cap,
+					  sizeof(kp_cap), 0), 0);
+}
+
+static bool kp_same(const char *what, const struct kp_result *ref,
+		    const struct kp_result *got)
+{
+	if (ref->rc == got->rc && ref->mode == got->mode &&
+	    ref->size == got->size && ref->cap == got->cap)
+		return true;
+	fprintf(stderr, "%s: kernel fs: rc %d mode %04o size %lld cap %d; "
+		"mmapfs: rc %d mode %04o size %lld cap %d\n", what, ref->rc,
+		ref->mode, (long long)ref->size, ref->cap, got->rc, got->mode,
+		(long long)got->size, got->cap);
+	return false;
+}
+
+#define KP_CASES (2 * (sizeof(kp_modes) / sizeof(kp_modes[0])) * \
+		  (sizeof(kp_gids) / sizeof(kp_gids[0])) * 2 * KP_NOPS)
+
+/* All cases under directory dir of the mount (made here) and the same
+ * under the test's own directory; restart with flag/opts to check what
+ * reached the image. Returns the number of differences. */
+static unsigned kp_compare(const char *dir, const char *flag,
+			   const char *opts)
+{
+	static struct kp_result ref[KP_CASES];
+	char rdir[256], rp[PATH_MAX], mp[PATH_MAX], what[256];
+	char rsrc[PATH_MAX], msrc[PATH_MAX];
+	unsigned n = 0, bad = 0, m, g, c, who, op;
+	struct kp_result got;
+
+	snprintf(rdir, sizeof(rdir), "%s/ref-%s", M.dir, dir);
+	assert_int_equal(mkdir(rdir, 0755), 0);
+	assert_int_equal(mkdir(P("%s", dir), 0755), 0);
+	snprintf(rsrc, sizeof(rsrc), "%s/src", rdir);
+	snprintf(msrc, sizeof(msrc), "%s", P("%s/src", dir));
+	write_file(rsrc, "xyz", 3);
+	write_file(msrc, "xyz", 3);
+	for (m = 0; m < sizeof(kp_modes) / sizeof(kp_modes[0]); m++)
+	for (g = 0; g < sizeof(kp_gids) / sizeof(kp_gids[0]); g++)
+	for (c = 0; c < 2; c++)
+	for (who = 0; who < 2; who++)
+	for (op = 0; op < KP_NOPS; op++, n++) {
+		snprintf(what, sizeof(what), "%s/%04o-gid%u%s-%s-%s", dir,
+			 kp_modes[m], kp_gids[g], c ? "-cap" : "",
+			 who ? "nobody" : "root", kp_op_names[op]);
+		snprintf(rp, sizeof(rp), "%s/%u", rdir, n);
+		snprintf(mp, sizeof(mp), "%s", P("%s/%u", dir, n));
+		kp_prepare(rp, kp_modes[m], kp_gids[g], c);
+		kp_prepare(mp, kp_modes[m], kp_gids[g], c);
+		ref[n].rc = kp_run(who, op, rp, rsrc);
+		kp_state(rp, &ref[n]);
+		got.rc = kp_run(who, op, mp, msrc);
+		kp_state(mp, &got);
+		if (!kp_same(what, &ref[n], &got))
+			bad++;
+	}
+	/* What reached the image. */
+	assert_int_equal(stop_daemon(), 0);
+	assert_int_equal(fsck_image(), 0);
+	assert_int_equal(start_daemon_flag(opts, flag), 0);
+	for (n = 0; n < KP_CASES; n++) {
+		snprintf(what, sizeof(what), "%s/%u after remount", dir, n);
+		kp_state(P("%s/%u", dir, n), &got);
+		got.rc = ref[n].rc;
+		if (!kp_same(what, &ref[n], &got))
+			bad++;
+	}
+	return bad;
+}
+
+/* The kernel's rules for a few cases, so that the comparison cannot pass
+ * on a reference filesystem that kills nothing. n as in kp_compare. */
+static void kp_expect(const char *dir)
+{
+	static const struct {
+		unsigned mode; uint32_t gid; bool cap, nobody;
+		enum kp_op op; unsigned want; bool want_cap;
+	} e[] = {
+		/* root (CAP_FSETID) keeps the bits, not the capability */
+		{ 06777, 0, true, false, KP_PWRITE, 06777, false },
+		{ 06777, 0, false, false, KP_OTRUNC, 06777, false },
+		/* nobody: setuid goes, setgid if group-executable */
+		{ 06777, 0, true, true, KP_PWRITE, 0777, false },
+		{ 06777, 0, false, true, KP_APPEND, 0777, false },
+		{ 06767, 65534, false, true, KP_PWRITE, 02767, false },
+		{ 06777, 0, false, true, KP_TRUNCATE, 0777, false },
+		{ 06777, 0, false, true, KP_FTRUNCATE, 0777, false },
+		{ 06777, 0, true, true, KP_OTRUNC, 0777, false },
+		{ 06777, 0, false, true, KP_FALLOC, 0777, false },
+		/* chown drops them even for root */
+		{ 06777, 0, true, false, KP_CHOWN, 0777, false },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(e) / sizeof(e[0]); i++) {
+		unsigned m = 0, g = 0, n;
+		struct kp_result r;
+
+		while (kp_modes[m] != e[i].mode)
+			m++;
+		while (kp_gids[g] != e[i].gid)
+			g++;
+		n = (((m * 2 + g) * 2 + e[i].cap) * 2 + e[i].nobody) *
+			KP_NOPS + e[i].op;
+		kp_state(P("%s/%u", dir, n), &r);
+		if (r.mode != e[i].want || r.cap != e[i].want_cap)
+			fprintf(stderr, "%s/%u: mode %04o cap %d, want %04o "
+				"cap %d\n", dir, n, r.mode, r.cap, e[i].want,
+				e[i].want_cap);
+		assert_int_equal(r.mode, e[i].want);
+		assert_int_equal(r.cap, e[i].want_cap);
+	}
+}
+
+static void test_killpriv(void **state)
+{
+	assert_int_equal(kp_compare("kp", NULL, NULL), 0);
+	kp_expect("kp");
+}
+
+/* The same with the single-threaded loop, and with every write going
+ * through to the daemon (each write by nobody then carries the flag). */
+static void test_killpriv_variants(void **state)
+{
+	assert_int_equal(stop_daemon(), 0);
+	assert_int_equal(start_daemon_flag(NULL, "-s"), 0);
+	assert_int_equal(kp_compare("kp-s", "-s", NULL), 0);
+	kp_expect("kp-s");
+	assert_int_equal(stop_daemon(), 0);
+	assert_int_equal(start_daemon("allow_other,no_writeback_cache"), 0);
+	assert_int_equal(kp_compare("kp-wt", NULL,
+				    "allow_other,no_writeback_cache"), 0);
+	kp_expect("kp-wt");
+	assert_int_equal(stop_daemon(), 0);
+	assert_int_equal(start_daemon(NULL), 0);
+}
+
+/* Lines of the daemon's log that contain s. */
+static unsigned log_count(const char *s)
+{
+	char line[4096];
+	unsigned n = 0;
+	FILE *f = fopen(M.log, "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, s))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/*
+ * With handle_killpriv_v2 the kernel marks the superblock SB_NOSEC and
+ * asks for "security.capability" once per inode, not before every write
+ * (which cost a synchronous round trip each). Counted in the debug log
+ * (-o debug prints every request).
+ */
+static void test_write_no_getxattr(void **state)
+{
+	static char buf[4096];
+	unsigned before, i;
+	int fd;
+
+	assert_int_equal(stop_daemon(), 0);
+	assert_int_equal(start_daemon("allow_other,debug"), 0);
+	assert_int_equal(log_count("handle_killpriv_v2 on"), 1);
+	fd = open(P("nogetxattr"), O_RDWR | O_CREAT, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, sizeof(buf), 0), sizeof(buf));
+	before = log_count("opcode: GETXATTR");
+	for (i = 0; i < 10000; i++)
+		assert_int_equal(pwrite(fd, buf, sizeof(buf),
+					(off_t)(i % 256) * 4096), sizeof(buf));
+	assert_int_equal(close(fd), 0);
+	assert_int_equal(log_count("opcode: GETXATTR"), before);
+	assert_int_equal(stop_daemon(), 0);
+	assert_int_equal(start_daemon(NULL), 0);
+}
+
 static void test_times(void **state)
 {
 	struct timespec ts[2] = { { 1000000000, 123456789 },
@@ -1533,6 +1856,9 @@ int main(void)
 		cmocka_unit_test(test_concurrent_writers),
 		cmocka_unit_test(test_mmap),
 		cmocka_unit_test(test_setuid_and_permissions),
+		cmocka_unit_test(test_killpriv),
+		cmocka_unit_test(test_killpriv_variants),
+		cmocka_unit_test(test_write_no_getxattr),
 		cmocka_unit_test(test_times),
 		cmocka_unit_test(test_copy_file_range),
 		cmocka_unit_test(test_misc),

@@ -107,7 +107,13 @@ int mfs_getattr(struct mfs_fs *fs, uint64_t ino, struct mfs_attr *attr);
 #define MFS_SET_ATIME_NOW 0x040u
 #define MFS_SET_MTIME_NOW 0x080u
 #define MFS_SET_CTIME     0x100u
-#define MFS_SET_KILL_PRIV 0x200u  /* drop setuid/setgid as for a write */
+#define MFS_SET_KILL_PRIV 0x200u  /* kill privileges, whatever cred says */
+/* Killing privileges (of a regular file) drops setuid, setgid if group-
+ * executable or the caller is not in_group, and "security.capability".
+ * A size change by a caller without cap_fsetid kills them, and so does
+ * MFS_SET_KILL_PRIV (alone or with other fields: the kernel's word); a
+ * uid/gid change drops setuid, group-executable setgid and
+ * "security.capability" of anything but a directory, whoever asks. */
 int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 		const struct mfs_attr *in, unsigned to_set, struct mfs_attr *out);
 
@@ -134,7 +140,9 @@ int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
 int mfs_readlink(struct mfs_fs *fs, uint64_t ino, char *buf, size_t size,
 		 size_t *len);
 
-/* Files. open flags are open(2)'s (O_ACCMODE, O_TRUNC, O_APPEND...).
+/* Files. open flags are open(2)'s (O_ACCMODE, O_TRUNC, O_APPEND...); an
+ * O_TRUNC open by a caller without cap_fsetid kills privileges as a
+ * truncate does.
  * mfs_open/mfs_create add one to the open count, mfs_release takes it. */
 int mfs_open(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	     int flags);
@@ -165,7 +173,9 @@ int mfs_read(struct mfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
  */
 void mfs_read_cached(struct mfs_fs *fs, uint64_t ino, uint64_t off,
 		     size_t len);
-#define MFS_WRITE_KILL_PRIV 0x1u  /* drop setuid/setgid (cred decides) */
+/* drop setuid/setgid as for a size change, and "security.capability",
+ * unless cred->cap_fsetid */
+#define MFS_WRITE_KILL_PRIV 0x1u
 #define MFS_WRITE_APPEND    0x2u  /* write at the end of the file */
 /* Write len bytes at off; *written may be short only on ENOSPC/EFBIG
  * after some bytes went in. */

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fuse_io.c — what libfuse 3.14 does not pass on: FUSE_HANDLE_KILLPRIV_V2
+ * (part of layer 8, the glue).
+ *
+ * Without FUSE_HANDLE_KILLPRIV_V2 the kernel never marks a FUSE superblock
+ * SB_NOSEC, so no inode ever gets S_NOSEC, and every write(2) asks the
+ * daemon for "security.capability" (file_remove_privs ->
+ * cap_inode_need_killpriv -> a synchronous GETXATTR) before it may touch
+ * the page cache. With it, the kernel asks once per inode and remembers
+ * the answer, as it does for ext4; in exchange the filesystem itself must
+ * clear setuid/setgid where the kernel tells it to: a WRITE carrying
+ * FUSE_WRITE_KILL_SUIDGID, a SETATTR carrying FATTR_KILL_SUIDGID, an OPEN
+ * carrying FUSE_OPEN_KILL_SUIDGID (O_TRUNC). The kernel sets these only for
+ * a caller without CAP_FSETID (always for chown), from the caller's
+ * context: in writeback-cache mode a write to a setuid/setgid file by such
+ * a caller goes write-through for this reason.
+ *
+ * libfuse 3.14 has no capability flag for it: it neither passes the offer
+ * in FUSE_INIT on to the filesystem nor lets it answer, and it drops
+ * write_flags and open_flags from the requests it decodes (FATTR_KILL_
+ * SUIDGID does reach setattr, as FUSE_SET_ATTR_KILL_SUID). So the daemon
+ * installs its own read and writev on the session's /dev/fuse descriptor
+ * (fuse_session_custom_io, right after fuse_session_mount):
+ *
+ * - read sees each raw request. It keeps, in thread-local storage, the
+ *   opcode, unique and node id of the request, the kill flag of a WRITE or
+ *   OPEN, and the flags the kernel offered in FUSE_INIT. libfuse's loops
+ *   (single- and multi-threaded, with or without clone_fd) read a request
+ *   and handle it in the same thread before reading the next, so the
+ *   handler finds its own request's flags there; it checks opcode and node
+ *   id anyway.
+ * - writev passes every reply through, but adds FUSE_HANDLE_KILLPRIV_V2 to
+ *   the flags of the INIT reply when init decided to (the kernel offered
+ *   it). If the reply is not laid out as expected it leaves it alone and
+ *   turns the feature off again before the kernel can see the reply.
+ *
+ * Splice reads would bypass the read hook, so init switches
+ * FUSE_CAP_SPLICE_READ off with this on (without a write_buf operation it
+ * only adds a copy). If anything here fails, or the kernel does not offer
+ * the flag, the daemon behaves as it always did: the kernel decides and
+ * sends mode changes as setattr (see fuse_ops.c).
+ */
+#define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <linux/fuse.h>
+#include <fuse_lowlevel.h>
+
+#include "fuse_ops.h"
+#include "log.h"
+
+/* The request this thread read last (see the file header). */
+static _Thread_local struct {
+	uint64_t unique;
+	uint64_t nodeid;
+	uint64_t init_flags;    /* FUSE_INIT: what the kernel offered */
+	uint32_t opcode;
+	bool kill;              /* WRITE, OPEN: the kernel's kill flag */
+} cur;
+
+/* Read a field of the request at off, if the request is long enough. */
+static bool field(const void *buf, size_t n, size_t off, void *out,
+		  size_t size)
+{
+	if (off + size > n)
+		return false;
+	memcpy(out, (const char *)buf + off, size);
+	return true;
+}
+
+static void note_request(const void *buf, ssize_t res)
+{
+	const size_t h = sizeof(struct fuse_in_header);
+	struct fuse_in_header in;
+	size_t n = res > 0 ? (size_t)res : 0;
+	uint32_t v;
+
+	memset(&cur, 0, sizeof(cur));
+	if (!field(buf, n, 0, &in, sizeof(in)))
+		return;
+	cur.opcode = in.opcode;
+	cur.unique = in.unique;
+	cur.nodeid = in.nodeid;
+	switch (in.opcode) {
+	case FUSE_INIT:
+		if (field(buf, n, h + offsetof(struct fuse_init_in, flags),
+			  &v, sizeof(v)))
+			cur.init_flags = v;
+		if ((cur.init_flags & FUSE_INIT_EXT) &&
+		    field(buf, n, h + offsetof(struct fuse_init_in, flags2),
+			  &v, sizeof(v)))
+			cur.init_flags |= (uint64_t)v << 32;
+		break;
+	case FUSE_WRITE:
+		if (field(buf, n, h + offsetof(struct fuse_write_in,
+					       write_flags), &v, sizeof(v)))
+			cur.kill = v & FUSE_WRITE_KILL_SUIDGID;
+		break;
+	case FUSE_OPEN:
+		if (field(buf, n, h + offsetof(struct fuse_open_in,
+					       open_flags), &v, sizeof(v)))
+			cur.kill = v & FUSE_OPEN_KILL_SUIDGID;
+		break;
+	default:
+		break;
+	}
+}
+
+static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
+{
+	ssize_t res = read(fd, buf, len);
+	int err = errno;
+
+	(void)userdata;
+	note_request(buf, res);
+	errno = err;
+	return res;
+}
+
+/*
+ * The INIT reply as libfuse 3.14 sends it: the out header alone in iov[0],
+ * struct fuse_init_out (possibly shorter, for old kernels) in iov[1]. Adds
+ * FUSE_HANDLE_KILLPRIV_V2 to a copy of it; false if the reply is not that.
+ */
+static bool patch_init(const struct iovec *iov, int count, struct iovec *out,
+		       struct fuse_init_out *init)
+{
+	struct fuse_out_header oh;
+
+	if (count != 2 || iov[0].iov_len != sizeof(oh))
+		return false;
+	memcpy(&oh, iov[0].iov_base, sizeof(oh));
+	if (oh.unique != cur.unique || oh.error != 0)
+		return false;
+	if (iov[1].iov_len < offsetof(struct fuse_init_out, flags) +
+			     sizeof(init->flags) ||
+	    iov[1].iov_len > sizeof(*init))
+		return false;
+	memset(init, 0, sizeof(*init));
+	memcpy(init, iov[1].iov_base, iov[1].iov_len);
+	init->flags |= FUSE_HANDLE_KILLPRIV_V2;
+	out[0] = iov[0];
+	out[1].iov_base = init;
+	out[1].iov_len = iov[1].iov_len;
+	return true;
+}
+
+static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+	struct mfs_fuse *d = userdata;
+
+	if (cur.opcode == FUSE_INIT && d->killpriv_v2) {
+		struct fuse_init_out init;
+		struct iovec v[2];
+
+		cur.opcode = 0; /* the one reply to INIT */
+		if (patch_init(iov, count, v, &init))
+			return writev(fd, v, 2);
+		d->killpriv_v2 = false;
+		mfs_log(MFS_LOG_WARNING, "init: unexpected reply layout, "
+			"handle_killpriv_v2 stays off");
+	}
+	return writev(fd, iov, count);
+}
+
+int mfs_fuse_hook_io(struct fuse_session *se, struct mfs_fuse *d)
+{
+	static const struct fuse_custom_io io = {
+		.read = io_read,
+		.writev = io_writev,
+	};
+	int rc;
+
+	/* The hooks get the session's user data, which is d. The
+	 * descriptor stays the session's: closed by unmount or destroy. */
+	if (fuse_session_fd(se) < 0)
+		return -EBADF;
+	rc = fuse_session_custom_io(se, &io, fuse_session_fd(se));
+	if (rc == 0) {
+		d->io_hooked = true;
+		d->se = se;
+	}
+	return rc;
+}
+
+bool mfs_fuse_io_offered_killpriv_v2(void)
+{
+	return cur.opcode == FUSE_INIT &&
+	       (cur.init_flags & FUSE_HANDLE_KILLPRIV_V2);
+}
+
+bool mfs_fuse_io_kill(enum mfs_raw_op op, uint64_t nodeid)
+{
+	uint32_t opcode = op == MFS_RAW_WRITE ? FUSE_WRITE : FUSE_OPEN;
+
+	return cur.opcode == opcode && cur.nodeid == nodeid && cur.kill;
+}

@@ -48,6 +48,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/fuse.h>
@@ -113,10 +115,37 @@ static void note_request(const void *buf, ssize_t res)
 	}
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 {
-	ssize_t res = read(fd, buf, len);
-	int err = errno;
+	const struct mfs_fuse *d = userdata;
+	ssize_t res;
+	int err;
+
+	/*
+	 * -o spin=US: poll for the next request for up to US microseconds
+	 * before blocking in read. A blocked reader is woken by the kernel
+	 * when a request comes, which on a machine whose idle CPUs halt (a
+	 * VM without halt polling: this one) means waking a CPU for every
+	 * request: creates and stats ran 3x faster with 50 us of polling.
+	 * Only while requests keep coming does it cost CPU.
+	 */
+	if (d->spin_us) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		uint64_t end = mono_ns() + (uint64_t)d->spin_us * 1000u;
+
+		while (poll(&p, 1, 0) == 0 && mono_ns() < end)
+			;
+	}
+	res = read(fd, buf, len);
+	err = errno;
 
 	(void)userdata;
 	note_request(buf, res);

@@ -39,6 +39,9 @@ struct mfs_fuse {
 	/* Set by init: FUSE_HANDLE_KILLPRIV_V2 is on, the daemon clears
 	 * setuid/setgid where the kernel's requests say so (fuse_io.c). */
 	bool killpriv_v2;
+	/* -o spin=US: fuse_io.c polls this long for the next request
+	 * before sleeping (single-threaded loop only; 0: never). */
+	unsigned spin_us;
 };
 
 /* The operations table, for fuse_session_new(); the session's user data

@@ -68,6 +68,11 @@
 #define COMMIT_MAX (366u * 86400u)
 /* The mount's share of the dirty page cache, percent (see set_bdi). */
 #define BDI_RATIO_DEFAULT 50u
+/* Polling for the next request before sleeping, microseconds (see
+ * fuse_io.c): long enough to bridge a program's turnaround between two
+ * system calls, short enough to cost nothing when it stops. */
+#define SPIN_DEFAULT 50u
+#define SPIN_MAX 10000u
 
 extern char **environ;
 
@@ -77,6 +82,7 @@ struct options {
 	unsigned commit;        /* seconds; 0: only on fsync and unmount */
 	unsigned bdi_ratio;     /* bdi max_ratio to set; 0: the kernel's */
 	unsigned threads;       /* session loop threads; 1: single-threaded */
+	unsigned spin_us;       /* poll for requests this long before sleeping */
 	bool foreground, debug, help, version;
 	bool ro, sync, discard;
 	bool have_fsname, have_subtype;
@@ -87,7 +93,7 @@ enum {
 	KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE,
 	KEY_COMMIT, KEY_RO, KEY_RW, KEY_SYNC, KEY_ASYNC, KEY_FSNAME,
 	KEY_SUBTYPE, KEY_DROP, KEY_BDI_RATIO, KEY_DISCARD, KEY_NODISCARD,
-	KEY_THREADS,
+	KEY_THREADS, KEY_SPIN,
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -102,6 +108,7 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("commit=", KEY_COMMIT),
 	FUSE_OPT_KEY("bdi_max_ratio=", KEY_BDI_RATIO),
 	FUSE_OPT_KEY("threads=", KEY_THREADS),
+	FUSE_OPT_KEY("spin=", KEY_SPIN),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-r", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
@@ -177,6 +184,8 @@ static void usage(FILE *f)
 "       bdi_max_ratio=N the mount's share of the dirty page cache, percent\n"
 "                       (default %u; 0: leave the kernel's 1%% for FUSE)\n"
 "       threads=N       serve requests with up to N threads (default 1)\n"
+"       spin=US         with one thread, poll for the next request for US\n"
+"                       microseconds before sleeping (default %u; 0: never)\n"
 "       allow_other     let other users access the mount\n"
 "       fsname=NAME     source shown in /proc/mounts (default: IMAGE)\n"
 "       and libfuse's: allow_root, auto_unmount, max_read=N, max_write=N,\n"
@@ -190,7 +199,7 @@ static void usage(FILE *f)
 "Unmount with umount MOUNTPOINT or fusermount3 -u MOUNTPOINT.\n"
 "\n"
 "Exit status: 0 success, 1 failure, 2 command line error.\n",
-		COMMIT_DEFAULT, BDI_RATIO_DEFAULT);
+		COMMIT_DEFAULT, BDI_RATIO_DEFAULT, SPIN_DEFAULT);
 }
 
 /* A decimal number from 0 to max. Returns 0 or -1. */
@@ -264,6 +273,14 @@ static int opt_proc(void *data, const char *arg, int key,
 		if (parse_threads(arg + strlen("threads="), &o->threads)) {
 			fprintf(stderr, "mmapfs: -o %s: not a number of "
 				"threads from 1 to %u\n", arg, THREADS_MAX);
+			o->bad = true;
+			return -1;
+		}
+		return 0;
+	case KEY_SPIN:
+		if (parse_uint(arg + strlen("spin="), SPIN_MAX, &o->spin_us)) {
+			fprintf(stderr, "mmapfs: -o %s: not a number of "
+				"microseconds from 0 to %u\n", arg, SPIN_MAX);
 			o->bad = true;
 			return -1;
 		}
@@ -873,7 +890,8 @@ int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct options o = { .commit = COMMIT_DEFAULT,
-			     .bdi_ratio = BDI_RATIO_DEFAULT, .threads = 1 };
+			     .bdi_ratio = BDI_RATIO_DEFAULT, .threads = 1,
+			     .spin_us = SPIN_DEFAULT };
 	struct mfs_fuse d = { 0 };
 	struct timer timer = { 0 };
 	struct stopper stopper = { 0 };
@@ -1022,6 +1040,8 @@ int main(int argc, char *argv[])
 	 * with 4 jobs no slower (within the noise).
 	 */
 	if (o.threads <= 1) {
+		/* Several spinning threads would burn a CPU each. */
+		d.spin_us = o.spin_us;
 		rc = fuse_session_loop(se);
 	} else {
 		cfg = fuse_loop_cfg_create();

@@ -235,6 +235,8 @@ refuse "bad commit interval" 2 "-o commit=soon: not a number of seconds" -- -o c
 refuse "negative commit interval" 2 "not a number of seconds" -- -o commit=-1 "$IMG" "$M1"
 refuse "bad bdi_max_ratio" 2 "-o bdi_max_ratio=101: not a percentage" -- -o bdi_max_ratio=101 "$IMG" "$M1"
 refuse "bdi_max_ratio not a number" 2 "not a percentage from 0 to 100" -- -o bdi_max_ratio=half "$IMG" "$M1"
+refuse "spin too long" 2 "-o spin=10001: not a number of microseconds" -- -o spin=10001 "$IMG" "$M1"
+refuse "spin not a number" 2 "-o spin=fast: not a number of microseconds" -- -o spin=fast "$IMG" "$M1"
 refuse "no threads" 2 "-o threads=0: not a number of threads" -- -o threads=0 "$IMG" "$M1"
 refuse "bad thread count" 2 "-o threads=many: not a number of threads" -- -o threads=many "$IMG" "$M1"
 refuse "no arguments" 2 "missing IMAGE" --

@@ -35,6 +35,7 @@
 #include "mmapfs/mmapfs.h"
 #include "siphash.h"
 #include "txn.h"
+#include "xattr.h"
 
 #define DI(f) offsetof(struct mfs_disk_inode, f)
 #define ITEM_SZ sizeof(struct mfs_disk_item)
@@ -692,22 +693,6 @@ static int fs_item(struct ck *c, const struct mfs_key *k, const uint8_t *val,
 
 /* ---- Extended attributes (format.md §8.6, rules 1-4) ---- */
 
-/* Value bytes chunk 0 holds, and chunks in all, for a value of total bytes
- * and a name of name_len bytes. */
-static size_t xa_first(uint32_t total, unsigned name_len)
-{
-	size_t cap = MFS_XATTR_CHUNK0_VALUE - name_len;
-
-	return total < cap ? total : cap;
-}
-
-static unsigned xa_chunks(uint32_t total, unsigned name_len)
-{
-	size_t rest = total - xa_first(total, name_len);
-
-	return 1u + (unsigned)((rest + MFS_MAX_VALUE - 1) / MFS_MAX_VALUE);
-}
-
 /* Drop every chunk of the current attribute read so far. */
 static int xa_drop(struct ck *c, const char *why)
 {
@@ -761,14 +746,14 @@ static int xattr_item(struct ck *c, const struct mfs_key *k,
 		total = mfs_get_le32(val);
 		nl = val[4];
 		if (total > MFS_XATTR_VALUE_MAX || nl == 0 || val[5] != 0 ||
-		    len != MFS_XATTR_HDR + nl + xa_first(total, nl) ||
+		    len != MFS_XATTR_HDR + nl + mfs_xattr_first_len(total, nl) ||
 		    memchr(val + MFS_XATTR_HDR, 0, nl) ||
 		    mfs_siphash(c->v->sb.hash_seed, val + MFS_XATTR_HDR,
 				nl) >> 8 != h)
 			goto bad_head;
 		c->xa.total = total;
 		c->xa.name_len = nl;
-		c->xa.n = xa_chunks(total, nl);
+		c->xa.n = mfs_xattr_chunks(total, nl);
 		c->xa.next = 1;
 		c->xa.keys[c->xa.nkeys++] = *k;
 		return 0;
@@ -789,7 +774,7 @@ bad_head:
 		return rc ? rc : bad_item(c, k, "is a misplaced chunk of an "
 					  "extended attribute");
 	}
-	want = c->xa.total - xa_first(c->xa.total, c->xa.name_len) -
+	want = c->xa.total - mfs_xattr_first_len(c->xa.total, c->xa.name_len) -
 	       (size_t)(ch - 1) * MFS_MAX_VALUE;
 	if (want > MFS_MAX_VALUE)
 		want = MFS_MAX_VALUE;

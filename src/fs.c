@@ -446,9 +446,14 @@ static int reap(struct mfs_fs *fs, uint64_t ino)
 	return mfs_inode_remove(fs->v, &in);
 }
 
-/* Remove every inode on the orphan list (at open, after a crash, and at
- * close, when no reference can remain). */
-static int reap_all(struct mfs_fs *fs)
+/*
+ * Go through the orphan list. With reap, remove every inode on it (at
+ * open, after a crash, and at close, when no reference can remain).
+ * Without, only read the list and its inodes, changing nothing: what a
+ * reap reads, so that a deferred open finds the same damage an immediate
+ * one would, before anything is mounted.
+ */
+static int walk_orphans(struct mfs_fs *fs, bool reap)
 {
 	struct mfs_key lo = mfs_key_make(MFS_ORPHAN_OBJID, MFS_ITEM_ORPHAN, 0);
 	struct mfs_key hi = mfs_key_make(MFS_ORPHAN_OBJID, MFS_ITEM_ORPHAN,
@@ -465,6 +470,16 @@ static int reap_all(struct mfs_fs *fs)
 		if (rc <= 0)
 			return rc;
 		rc = mfs_inode_read(fs->v, k.offset, &in);
+		if (!reap) {
+			if (rc && rc != -ENOENT)
+				return rc;
+			/* The next key after this one. */
+			if (k.offset == UINT64_MAX)
+				return 0;
+			lo = k;
+			lo.offset++;
+			continue;
+		}
 		if (rc == 0 && in.nlink == 0) {
 			rc = mfs_inode_remove(fs->v, &in);
 		} else if (rc == 0 || rc == -ENOENT) {
@@ -475,29 +490,6 @@ static int reap_all(struct mfs_fs *fs)
 			return rc;
 		lo = k;
 	}
-}
-
-/* Read the orphan list and its inodes without changing anything: what
- * reap_all would read, so that a deferred open finds the same damage an
- * immediate one would, before anything is mounted. */
-static int scan_orphans(struct mfs_fs *fs)
-{
-	struct mfs_key lo = mfs_key_make(MFS_ORPHAN_OBJID, MFS_ITEM_ORPHAN, 0);
-	struct mfs_key hi = mfs_key_make(MFS_ORPHAN_OBJID, MFS_ITEM_ORPHAN,
-					 UINT64_MAX);
-	struct mfs_cursor c;
-	struct mfs_key k;
-	int rc;
-
-	mfs_cursor_init(&c, fs->v, MFS_TREE_FS, &lo, &hi);
-	while ((rc = mfs_cursor_next(&c, &k, NULL, NULL)) > 0) {
-		struct mfs_inode in;
-
-		rc = mfs_inode_read(fs->v, k.offset, &in);
-		if (rc && rc != -ENOENT)
-			return rc;
-	}
-	return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -512,7 +504,7 @@ static int start(struct mfs_fs *fs, const char *image)
 	int rc = mfs_vol_mark(fs->v);
 
 	if (!rc)
-		rc = reap_all(fs);
+		rc = walk_orphans(fs, true);
 	if (!rc)
 		rc = mfs_txn_commit(fs->v);
 	if (rc)
@@ -548,7 +540,7 @@ int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out)
 	fs->v->reserve = reserve_blocks(fs);
 	fs->deferred = !fs->v->readonly && (flags & MFS_FS_DEFER);
 	if (fs->deferred) {
-		rc = scan_orphans(fs);
+		rc = walk_orphans(fs, false);
 		if (rc) {
 			mfs_log(MFS_LOG_ERR, "%s: reading the list of unlinked "
 				"files: %s", image, strerror(-rc));
@@ -598,7 +590,7 @@ int mfs_fs_close(struct mfs_fs *fs)
 		return 0;
 	wrlock(fs);
 	if (!fs->deferred && !writable(fs))
-		rc = reap_all(fs);
+		rc = walk_orphans(fs, true);
 	rc2 = mfs_vol_close(fs->v);
 	unlock(fs);
 	fs_free(fs);

@@ -103,17 +103,16 @@ static struct mfs_key xkey(uint64_t ino, uint64_t h, unsigned chunk)
 			    (h << MFS_XATTR_CHUNK_BITS) | chunk);
 }
 
-/* Value bytes chunk 0 holds for a value of total bytes. */
-static size_t first_len(uint32_t total, size_t name_len)
+size_t mfs_xattr_first_len(uint32_t total, size_t name_len)
 {
 	size_t cap = MFS_XATTR_CHUNK0_VALUE - name_len;
 
 	return total < cap ? total : cap;
 }
 
-static unsigned chunk_count(uint32_t total, size_t name_len)
+unsigned mfs_xattr_chunks(uint32_t total, size_t name_len)
 {
-	size_t rest = total - first_len(total, name_len);
+	size_t rest = total - mfs_xattr_first_len(total, name_len);
 
 	return 1u + (unsigned)((rest + MFS_MAX_VALUE - 1) / MFS_MAX_VALUE);
 }
@@ -122,7 +121,7 @@ static unsigned chunk_count(uint32_t total, size_t name_len)
 static void chunk_span(uint32_t total, size_t name_len, unsigned c,
 		       size_t *off, size_t *len)
 {
-	size_t o = first_len(total, name_len) + (size_t)(c - 1) * MFS_MAX_VALUE;
+	size_t o = mfs_xattr_first_len(total, name_len) + (size_t)(c - 1) * MFS_MAX_VALUE;
 
 	*off = o;
 	*len = total - o < MFS_MAX_VALUE ? total - o : MFS_MAX_VALUE;
@@ -147,7 +146,7 @@ static int parse_head(struct mfs_vol *v, uint64_t ino, uint64_t h,
 				   "): bad header (length %" PRIu32
 				   ", name length %u, flags %#x)", ino, h,
 				   x->total, x->name_len, flags);
-	x->first_len = first_len(x->total, x->name_len);
+	x->first_len = mfs_xattr_first_len(x->total, x->name_len);
 	if (len != MFS_XATTR_HDR + x->name_len + x->first_len)
 		return MFS_CORRUPT(v, "xattr (%" PRIu64 ", %#" PRIx64
 				   "): chunk 0 of %zu bytes, header says %zu",
@@ -158,7 +157,7 @@ static int parse_head(struct mfs_vol *v, uint64_t ino, uint64_t h,
 		return MFS_CORRUPT(v, "xattr (%" PRIu64 ", %#" PRIx64
 				   "): NUL in name", ino, h);
 	x->first = x->name + x->name_len;
-	x->nchunks = chunk_count(x->total, x->name_len);
+	x->nchunks = mfs_xattr_chunks(x->total, x->name_len);
 	return 0;
 }
 
@@ -279,7 +278,7 @@ int mfs_xattr_set(struct mfs_vol *v, uint64_t ino, const char *name,
 		return -ENOSPC;
 	}
 
-	nnew = chunk_count((uint32_t)size, nl);
+	nnew = mfs_xattr_chunks((uint32_t)size, nl);
 	nold = f == MATCH ? old.nchunks : 0;
 	nops = nnew + (nold > nnew ? nold - nnew : 0);
 	rc = reserve(v, nops);
@@ -292,7 +291,7 @@ int mfs_xattr_set(struct mfs_vol *v, uint64_t ino, const char *name,
 		     (uint32_t)size);
 	buf[offsetof(struct mfs_disk_xattr, xa_name_len)] = (uint8_t)nl;
 	memcpy(buf + MFS_XATTR_HDR, name, nl);
-	first = first_len((uint32_t)size, nl);
+	first = mfs_xattr_first_len((uint32_t)size, nl);
 	if (first)
 		memcpy(buf + MFS_XATTR_HDR + nl, value, first);
 	k = xkey(ino, h, 0);

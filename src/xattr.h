@@ -22,6 +22,11 @@
 
 #include "vol.h"
 
+/* Layout (format.md 8.6): value bytes chunk 0 holds for a value of total
+ * bytes and a name of name_len bytes, and the number of chunks in all. */
+size_t mfs_xattr_first_len(uint32_t total, size_t name_len);
+unsigned mfs_xattr_chunks(uint32_t total, size_t name_len);
+
 int mfs_xattr_set(struct mfs_vol *v, uint64_t ino, const char *name,
 		  const void *value, size_t size, int flags);
 /* *len is the value's length; with size 0 nothing is copied; -ERANGE if

@@ -556,6 +556,9 @@ int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out)
 			return rc;
 		}
 	}
+	/* Open has read what it needs (mfs_vol_open made reads random): file
+	 * data read in order wants the kernel's read-around again. */
+	mfs_image_advise(fs->v->img, false);
 	*out = fs;
 	return 0;
 }

@@ -661,3 +661,11 @@ int mfs_image_drop(struct mfs_image *img, uint64_t off, uint64_t len)
 			    POSIX_FADV_DONTNEED);
 	return -err;
 }
+
+int mfs_image_advise(struct mfs_image *img, bool random)
+{
+	if (madvise(img->base, (size_t)round_up(img->size, page_size()),
+		    random ? MADV_RANDOM : MADV_NORMAL) != 0)
+		return -errno;
+	return 0;
+}

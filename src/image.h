@@ -129,4 +129,14 @@ int mfs_image_sync_range(struct mfs_image *img, uint64_t off, uint64_t len);
  */
 int mfs_image_drop(struct mfs_image *img, uint64_t off, uint64_t len);
 
+/*
+ * How the kernel reads the mapping ahead on a page fault: random (only the
+ * page touched) or normal (the device's read-around window around it,
+ * read_ahead_kb: up to megabytes). Opening reads a handful of scattered
+ * blocks, one after another, each naming the next: with read-around each
+ * of them reads megabytes nobody asked for. Applies to the whole image as
+ * mapped now. Best effort: returns 0 or -errno (for the tests).
+ */
+int mfs_image_advise(struct mfs_image *img, bool random);
+
 #endif

@@ -623,6 +623,9 @@ int mfs_vol_open(const char *path, unsigned flags, struct mfs_vol **out)
 	rc = mfs_image_open(path, iflags, &v->img);
 	if (rc)
 		goto fail;
+	/* Until the opener has read what it needs (mfs_fs_open: the end of
+	 * its open; a checker, which reads everything: now). */
+	mfs_image_advise(v->img, !(flags & MFS_VOL_FSCK));
 	if (mfs_image_blocks(v->img) < MFS_SB_SLOTS) {
 		rc = -EINVAL;
 		goto fail;

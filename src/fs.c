@@ -73,6 +73,7 @@ struct mfs_fs {
 	 * has been written, and close writes nothing either. */
 	bool deferred;
 	struct stream streams[STREAM_SLOTS];
+	struct stream wstreams[STREAM_SLOTS]; /* writers: mfs_write_behind */
 };
 
 /* ------------------------------------------------------------------ */
@@ -1661,6 +1662,68 @@ void mfs_read_cached(struct mfs_fs *fs, uint64_t ino, uint64_t off,
 	 * which is harmless (mfs_image_drop never loses data). */
 	for (i = 0; i < d.n; i++)
 		mfs_image_drop(fs->v->img, d.off[i], d.len[i]);
+}
+
+/*
+ * Writing behind a sequential writer (mfs_write_behind). Each WB_STEP the
+ * stream advances, writeback starts for the step WB_START_LAG behind its
+ * end, and the step WB_DROP_LAG behind it, written back by then as a rule
+ * (else waited for), is dropped, with the folio margin of DROP_SPAN.
+ */
+#define WB_STEP (4ull << 20)
+#define WB_START_LAG (2ull << 20)
+#define WB_DROP_LAG (16ull << 20)
+
+/* The image runs of [from, to) of regular file ino, into *r. */
+static void data_runs(struct mfs_fs *fs, uint64_t ino, uint64_t from,
+		      uint64_t to, struct img_runs *r)
+{
+	struct mfs_inode in;
+
+	r->n = 0;
+	if (to <= from)
+		return;
+	rdlock(fs);
+	if (mfs_inode_read(fs->v, ino, &in) == 0 && S_ISREG(in.mode))
+		mfs_file_data_runs(fs->v, &in, from, to - from, add_img_run, r);
+	unlock(fs);
+}
+
+void mfs_write_behind(struct mfs_fs *fs, uint64_t ino, uint64_t off,
+		      size_t len)
+{
+	struct stream *st = &fs->wstreams[(ino * 0x9e3779b97f4a7c15ull) >> 58];
+	uint64_t end = off + len, last, mark;
+	struct img_runs d;
+	unsigned i;
+
+	if (len == 0 || end < off)
+		return;
+	last = atomic_load_explicit(&st->end, memory_order_relaxed);
+	if (atomic_load_explicit(&st->ino, memory_order_relaxed) != ino ||
+	    last > end || last + STREAM_SLACK < off) {
+		atomic_store_explicit(&st->ino, ino, memory_order_relaxed);
+		atomic_store_explicit(&st->end, end, memory_order_relaxed);
+		return;
+	}
+	atomic_store_explicit(&st->end, end, memory_order_relaxed);
+	mark = sub0(end, WB_START_LAG) / WB_STEP * WB_STEP;
+	if (mark <= sub0(last, WB_START_LAG) || mark < WB_STEP)
+		return;
+	/* Outside the lock, as in mfs_read_cached: harmless if the blocks
+	 * are freed and reused meanwhile. */
+	data_runs(fs, ino, mark - WB_STEP, mark, &d);
+	for (i = 0; i < d.n; i++)
+		mfs_image_writeback(fs->v->img, d.off[i], d.len[i], false);
+	mark = sub0(mark, WB_DROP_LAG - WB_START_LAG);
+	if (mark < WB_STEP)
+		return;
+	data_runs(fs, ino, sub0(mark, WB_STEP + DROP_SPAN - DROP_STEP), mark,
+		  &d);
+	for (i = 0; i < d.n; i++) {
+		mfs_image_writeback(fs->v->img, d.off[i], d.len[i], true);
+		mfs_image_drop(fs->v->img, d.off[i], d.len[i]);
+	}
 }
 
 /* For a change to a regular file's data: the volume is writable and ino

@@ -694,7 +694,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		reply_rc(req, rc);
 		return;
 	}
-	fuse_reply_write(req, written);
+	if (fuse_reply_write(req, written) == 0)
+		mfs_write_behind(d->fs, ino, (uint64_t)off, written);
 }
 
 /*

@@ -662,6 +662,21 @@ int mfs_image_drop(struct mfs_image *img, uint64_t off, uint64_t len)
 	return -err;
 }
 
+int mfs_image_writeback(struct mfs_image *img, uint64_t off, uint64_t len,
+			bool wait)
+{
+	unsigned flags = SYNC_FILE_RANGE_WRITE;
+
+	if (off > img->size || len > img->size - off)
+		return -EINVAL;
+	if (wait)
+		flags |= SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER;
+	if (len && sync_file_range(img->fd, (off64_t)off, (off64_t)len,
+				   flags) != 0)
+		return -errno;
+	return 0;
+}
+
 int mfs_image_advise(struct mfs_image *img, bool random)
 {
 	if (madvise(img->base, (size_t)round_up(img->size, page_size()),

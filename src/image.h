@@ -130,6 +130,17 @@ int mfs_image_sync_range(struct mfs_image *img, uint64_t off, uint64_t len);
 int mfs_image_drop(struct mfs_image *img, uint64_t off, uint64_t len);
 
 /*
+ * Start writing back the dirty pages of [off, off+len) (rounded out to
+ * whole pages) to the image file, and with wait, wait for all of their
+ * writeback first and last (sync_file_range): afterwards, the range's pages
+ * are clean unless written again. Not durable: neither the host's metadata
+ * nor its disk cache is flushed. For memory, not for commits. Returns 0 or
+ * -errno.
+ */
+int mfs_image_writeback(struct mfs_image *img, uint64_t off, uint64_t len,
+			bool wait);
+
+/*
  * How the kernel reads the mapping ahead on a page fault: random (only the
  * page touched) or normal (the device's read-around window around it,
  * read_ahead_kb: up to megabytes). Opening reads a handful of scattered

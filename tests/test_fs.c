@@ -3333,6 +3333,77 @@ static void test_read_cached_drops(void **state)
 	free(w);
 }
 
+/* Write [0, size) of ino (pattern seed) in chunks of step bytes, in
+ * order or from the end backwards, each followed by mfs_write_behind as
+ * the FUSE glue does. */
+static void write_handed_over(struct mfs_fs *fs, uint64_t ino, size_t size,
+			      size_t step, bool backwards, unsigned seed)
+{
+	unsigned char *w = malloc(size);
+	size_t i, n = size / step;
+
+	assert_non_null(w);
+	fill_pattern(w, size, seed);
+	for (i = 0; i < n; i++) {
+		uint64_t off = (backwards ? n - 1 - i : i) * step;
+
+		write_ok(fs, &ROOT, ino, off, w + off, step);
+		mfs_write_behind(fs, ino, off, step);
+	}
+	free(w);
+}
+
+/*
+ * mfs_write_behind: behind a sequential writer the image's copy is written
+ * back and dropped (the caller keeps one); backward writes keep it. The
+ * data never changes, before or after a commit and a reopen.
+ */
+static void test_write_behind_drops(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_fs *fs = fx->fs;
+	const size_t big = 48u << 20, small = 8u << 20;
+	size_t res = 0, all = 0;
+	struct mfs_attr a;
+	struct statfs sf;
+	uint64_t f, g;
+
+	NEED_DATA(fs);
+	assert_int_equal(statfs(fx->img, &sf), 0);
+	if (sf.f_type == 0x01021994 || sf.f_type == 0x858458f6) {
+		print_message("image on tmpfs/ramfs: pages cannot be dropped; skipped\n");
+		skip();
+	}
+	assert_int_equal(mfs_create(fs, &ROOT, MFS_ROOT, "f", 0644, O_RDWR, &a), 0);
+	f = a.ino;
+	assert_int_equal(mfs_create(fs, &ROOT, MFS_ROOT, "g", 0644, O_RDWR, &a), 0);
+	g = a.ino;
+
+	write_handed_over(fs, g, small, 1u << 20, true, 8);
+	image_residency(fs, g, 0, small, &res, &all);
+	assert_int_equal(all, small >> 12);
+	assert_int_equal(res, all);
+
+	/* 16 MiB behind the end stays (and the folios at the edges). */
+	write_handed_over(fs, f, big, 1u << 20, false, 7);
+	res = all = 0;
+	image_residency(fs, f, 0, big, &res, &all);
+	assert_int_equal(all, big >> 12);
+	print_message("after a sequential write: %zu of %zu pages in memory\n",
+		      res, all);
+	if (res > (24u << 20) >> 12)
+		fail_msg("%zu of %zu pages still in memory", res, all);
+	read_handed_over(fs, f, big, 1u << 20, false, 7);
+	read_handed_over(fs, g, small, 1u << 20, false, 8);
+	mfs_release(fs, f);
+	mfs_release(fs, g);
+	mfs_forget(fs, f, 1);
+	mfs_forget(fs, g, 1);
+	reopen_check(fx);
+	read_handed_over(fx->fs, f, big, 1u << 20, false, 7);
+	read_handed_over(fx->fs, g, small, 1u << 20, false, 8);
+}
+
 static void test_data_efbig(void **state)
 {
 	struct fx *fx = *state;
@@ -5742,6 +5813,7 @@ int main(void)
 		T(test_persistence),
 		T(test_data_rw),
 		T(test_read_cached_drops),
+		T(test_write_behind_drops),
 		T(test_data_efbig),
 		T(test_data_truncate),
 		T(test_data_killpriv),

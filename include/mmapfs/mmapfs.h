@@ -171,6 +171,16 @@ int mfs_read(struct mfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
  * Other reads keep it. Costs a read from the image file if the caller's
  * copy is evicted and read again. Best effort, no result.
  */
+/*
+ * The caller wrote [off, off+len) of ino with mfs_write and keeps the data
+ * in a cache of its own (the mount's page cache). Behind a sequential
+ * writer the image's copy is written back early (from 2 MiB behind) and
+ * dropped from memory (16 MiB behind), so a long write neither fills the
+ * memory with a second copy nor leaves all of the writeback to the next
+ * commit. Not durable (commits are). Best effort, no result.
+ */
+void mfs_write_behind(struct mfs_fs *fs, uint64_t ino, uint64_t off,
+		      size_t len);
 void mfs_read_cached(struct mfs_fs *fs, uint64_t ino, uint64_t off,
 		     size_t len);
 /* drop setuid/setgid as for a size change, and "security.capability",

@@ -378,10 +378,51 @@ int ck_complement(const struct runs *set, uint64_t nblocks,
 /* The model                                                           */
 /* ------------------------------------------------------------------ */
 
+/*
+ * c->ino is sorted by inode number, and the numbers are mostly dense (given
+ * out in order, a few freed). So start where ino would be if they were all
+ * there, gallop out from there to bracket it and bisect the bracket: one
+ * or two records looked at instead of ~20 cache misses for a million.
+ */
 struct ino_rec *ck_ino(struct ck *c, uint64_t ino)
 {
-	size_t lo = 0, hi = c->nino;
+	size_t lo, hi, g, step, probe;
+	uint64_t first, span;
 
+	if (!c->nino)
+		return NULL;
+	first = c->ino[0].ino;
+	span = c->ino[c->nino - 1].ino - first;
+	if (ino < first || ino - first > span)
+		return NULL;
+	g = span ? (size_t)((unsigned __int128)(ino - first) *
+			    (c->nino - 1) / span) : 0;
+	if (c->ino[g].ino == ino)
+		return &c->ino[g];
+	/* Bracket: the first record >= ino is in [lo, hi], where hi is
+	 * c->nino or a record >= ino. */
+	if (c->ino[g].ino < ino) {
+		lo = g + 1;
+		hi = c->nino;
+		for (step = 1; (probe = lo + step - 1) < hi; step <<= 1) {
+			if (c->ino[probe].ino >= ino) {
+				hi = probe;
+				break;
+			}
+			lo = probe + 1;
+		}
+	} else {
+		lo = 0;
+		hi = g;
+		for (step = 1; step <= hi; step <<= 1) {
+			probe = hi - step;
+			if (c->ino[probe].ino < ino) {
+				lo = probe + 1;
+				break;
+			}
+			hi = probe;
+		}
+	}
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 

@@ -42,6 +42,7 @@
 #include "alloc.h"
 #include "btree.h"
 #include "check.h"
+#include "check_int.h"
 #include "crc32c.h"
 #include "dir.h"
 #include "endian.h"
@@ -1910,10 +1911,60 @@ static void test_fsck8(void **state)
 	expect_rc(run_prog(fsck8, args_n, dir), 0, "fsck -t mmapfs -fn, repaired");
 }
 
+/* ck_ino finds exactly what a linear scan finds, for inode numbers dense,
+ * with gaps, in clusters and with far outliers (its first guess assumes
+ * them dense). */
+static void test_ck_ino_search(void **state)
+{
+	static const uint64_t far[] = { 5, 6, 7, 1000, 1001, 1002, 1u << 20,
+					(1ull << 40) + 3, UINT64_MAX - 1 };
+	struct ck c;
+	size_t n, i, pat, k;
+	uint64_t q;
+
+	(void)state;
+	memset(&c, 0, sizeof(c));
+	c.ino = calloc(4096, sizeof(*c.ino));
+	assert_non_null(c.ino);
+	for (pat = 0; pat < 5; pat++) {
+		for (n = 0; n < 4096; n++) {
+			uint64_t v;
+
+			switch (pat) {
+			case 0: v = n + 1; break;                  /* dense */
+			case 1: v = 1 + n * 3 + (n % 7 == 0); break; /* gaps */
+			case 2: v = n < 4000 ? n + 1 : 1000000 + n; break;
+			case 3: v = n < 96 ? 50 + n * n : 1u << 30 | n; break;
+			default:
+				if (n >= sizeof(far) / sizeof(far[0]))
+					goto done;
+				v = far[n];
+			}
+			c.ino[n].ino = v;
+		}
+done:
+		c.nino = n;
+		for (i = 0; i < 3 * n + 8; i++) {
+			/* every record, its neighbours, and beyond both ends */
+			q = i < n ? c.ino[i].ino : i < 2 * n ? c.ino[i - n].ino + 1
+			  : i < 3 * n ? c.ino[i - 2 * n].ino - 1
+			  : (uint64_t[]){ 0, 1, 2, UINT64_MAX, UINT64_MAX - 2,
+					   1u << 30, 999999, 1u << 31 }[i - 3 * n];
+			for (k = 0; k < n && c.ino[k].ino != q; k++)
+				;
+			assert_ptr_equal(ck_ino(&c, q), k < n ? &c.ino[k] : NULL);
+		}
+	}
+	c.nino = 0;
+	assert_null(ck_ino(&c, 1));
+	free(c.ino);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup(f, setup)
+		cmocka_unit_test(test_ck_ino_search),
 		T(test_base_clean),
 		T(test_nlink_high),
 		T(test_nlink_low),

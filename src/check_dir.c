@@ -113,17 +113,24 @@ static void check_dent(struct ck *c, struct dent *d)
 	}
 }
 
-/* Order: directory, name, then entries that need no move first, then
- * tree order. */
+/* Order: directory, hash of the name, name, then entries that need no
+ * move first, then tree order. */
 static int name_cmp(const void *a, const void *b, void *arg)
 {
 	const struct ck *c = arg;
 	const struct dent *x = &c->dent[*(const size_t *)a];
 	const struct dent *y = &c->dent[*(const size_t *)b];
+	uint64_t hx, hy;
 	int r;
 
 	if (x->dir != y->dir)
 		return x->dir < y->dir ? -1 : 1;
+	/* Equal names hash alike: comparing the hashes first spares almost
+	 * every memcmp (and entries come in tree order, by hash). */
+	hx = x->flags & D_MOVE ? x->new_hash : x->hash;
+	hy = y->flags & D_MOVE ? y->new_hash : y->hash;
+	if (hx != hy)
+		return hx < hy ? -1 : 1;
 	if (x->len != y->len)
 		return x->len < y->len ? -1 : 1;
 	r = memcmp(ck_dname(c, x), ck_dname(c, y), x->len);

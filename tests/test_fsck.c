@@ -881,6 +881,25 @@ static void test_dup_name(void **state)
 	assert_int_equal(lookup("f1", MFS_ROOT), ino.f1);
 }
 
+/* A second entry of the same name stored under another hash (one to be
+ * moved): still found as a duplicate, and the one in place is kept. */
+static void test_dup_name_moved(void **state)
+{
+	struct mfs_vol *v = vopen();
+	uint64_t h = mfs_dir_hash(v, "f1", 2);
+	/* far from h: other entries sort between the two */
+	struct mfs_key k = mfs_key_make(MFS_ROOT, MFS_ITEM_DIRENT,
+					h ^ (1ull << 63));
+	uint8_t val[64];
+	size_t len = dirent_val(val, ino.f3, DT_REG, "f1");
+
+	assert_int_equal(mfs_btree_insert(v, MFS_TREE_FS, &k, val, len), 0);
+	vclose(v);
+	check_repair2("is stored under hash", "Directory 1 has a second entry "
+		      "named 'f1' (inode", false);
+	assert_int_equal(lookup("f1", MFS_ROOT), ino.f1);
+}
+
 static void test_dent_type(void **state)
 {
 	struct mfs_vol *v = vopen();
@@ -1977,6 +1996,7 @@ int main(void)
 		T(test_hash_mismatch),
 		T(test_bad_name),
 		T(test_dup_name),
+		T(test_dup_name_moved),
 		T(test_dent_type),
 		T(test_leaked_block),
 		T(test_free_and_used),

@@ -528,6 +528,24 @@ int mfs_image_grow(struct mfs_image *img, uint64_t new_size)
 }
 
 /*
+ * The argument checks of every call that takes a byte range of the image:
+ * -EROFS if the call changes the image (changes) and the image is
+ * read-only, whatever the range; else -EINVAL unless [off, off+len) lies
+ * inside the image (tested so that off + len cannot wrap); else 0. An empty
+ * range is inside wherever off <= size, the end included; what an empty
+ * range then does is up to the caller.
+ */
+static int check_range(const struct mfs_image *img, uint64_t off,
+		       uint64_t len, bool changes)
+{
+	if (changes && (img->flags & MFS_IMAGE_RDONLY))
+		return -EROFS;
+	if (off > img->size || len > img->size - off)
+		return -EINVAL;
+	return 0;
+}
+
+/*
  * Reserve host space for [off, off+len) (contract in image.h): every chunk
  * the range touches, clipped to the file size, whose bit is clear is
  * allocated with fallocate mode 0 (inside the file, so the size does not
@@ -544,12 +562,9 @@ int mfs_image_reserve(struct mfs_image *img, uint64_t off, uint64_t len)
 	uint64_t c, last, run_end, start, end;
 	int err;
 
-	if (img->flags & MFS_IMAGE_RDONLY)
-		return -EROFS;
-	if (off > img->size || len > img->size - off)
-		return -EINVAL;
-	if (len == 0)
-		return 0;
+	err = check_range(img, off, len, true);
+	if (err || len == 0)
+		return err;
 
 	last = (off + len - 1) >> CHUNK_SHIFT;
 	for (c = off >> CHUNK_SHIFT; c <= last; c = run_end + 1) {
@@ -584,12 +599,9 @@ int mfs_image_discard(struct mfs_image *img, uint64_t off, uint64_t len)
 	uint64_t c, last;
 	int err;
 
-	if (img->flags & MFS_IMAGE_RDONLY)
-		return -EROFS;
-	if (off > img->size || len > img->size - off)
-		return -EINVAL;
-	if (len == 0)
-		return 0;
+	err = check_range(img, off, len, true);
+	if (err || len == 0)
+		return err;
 	/* Forget the reservations first: if the punch half-succeeds, the
 	 * next reserve() allocates again rather than trusting a bit. */
 	last = (off + len - 1) >> CHUNK_SHIFT;
@@ -627,9 +639,11 @@ int mfs_image_sync_range(struct mfs_image *img, uint64_t off, uint64_t len)
 {
 	const uint64_t pg = page_size();
 	uint64_t start, end;
+	int err;
 
-	if (off > img->size || len > img->size - off)
-		return -EINVAL;
+	err = check_range(img, off, len, false);
+	if (err)
+		return err;
 	if (img->fail_syncs && img->fail_syncs--)
 		return -EIO;
 	if (len != 0) {
@@ -648,8 +662,9 @@ int mfs_image_drop(struct mfs_image *img, uint64_t off, uint64_t len)
 	uint64_t start, end;
 	int err;
 
-	if (off > img->size || len > img->size - off)
-		return -EINVAL;
+	err = check_range(img, off, len, false);
+	if (err)
+		return err;
 	start = round_up(off, pg);
 	end = (off + len) / pg * pg;
 	if (start >= end)

@@ -11,36 +11,28 @@
 # exactly its logged contents. MMAPFS_CRASH_ROUNDS rounds (default 20).
 #
 # Runs in a private mount namespace; daemons are killed and mounts removed
-# at exit whatever happens.
+# at exit whatever happens (mount_lib.sh).
 set -u
+. "$(dirname "$0")/mount_lib.sh"
 
 MMAPFS=$(realpath "$1")
 MKFS=$(realpath "$2")
 FSCK=$(realpath "$3")
 ROUNDS=${MMAPFS_CRASH_ROUNDS:-20}
 
-if [ -z "${MMAPFS_CRASH_NS:-}" ]; then
-	export MMAPFS_CRASH_NS=1
-	exec unshare --mount --propagation private bash "$0" "$@"
-fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/mmapfs-crash.XXXXXX") || exit 1
+mnt_enter_ns "$@"
+mnt_setup mmapfs-crash.XXXXXX
 MNT=$T/mnt
+MNT_POINTS+=("$MNT")
 PID=""
 WRITERS=()
-cleanup() {
+test_stop() {
 	local w
 	for w in "${WRITERS[@]}"; do
 		kill -KILL "$w" 2>/dev/null
 	done
 	[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
-	if grep -qF " $MNT " /proc/mounts; then
-		fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
-	fi
-	wait 2>/dev/null
-	rm -rf "$T"
 }
-trap cleanup EXIT
-trap 'exit 1' TERM INT HUP
 
 die() {
 	echo "FAIL: round ${ROUND:-0}: $*"

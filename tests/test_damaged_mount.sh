@@ -28,45 +28,23 @@
 # MMAPFS_DAMAGE_KINDS="kind ..." runs only those kinds.
 #
 # Runs in a private mount namespace; every daemon started here is killed
-# and every mount removed at exit, whatever happens.
+# and every mount removed at exit, whatever happens (mount_lib.sh).
 set -u
+. "$(dirname "$0")/mount_lib.sh"
 
 MMAPFS=$(realpath "$1")
 MKFS=$(realpath "$2")
 FSCK=$(realpath "$3")
 DAMAGE=$(realpath "$4")
 
-if [ -z "${MMAPFS_DAMAGE_NS:-}" ]; then
-	if ! unshare --mount --propagation private true 2>/dev/null; then
-		echo "test_damaged_mount: cannot make a mount namespace (unshare -m); need root"
-		exit 1
-	fi
-	export MMAPFS_DAMAGE_NS=1
-	exec unshare --mount --propagation private bash "$0" "$@"
-fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/mmapfs-damaged.XXXXXX") || exit 1
+mnt_enter_ns "$@"
+mnt_setup mmapfs-damaged.XXXXXX
 MNT=$T/mnt
+MNT_POINTS+=("$MNT")
 PID=""
+test_stop() { [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; }
 FAILS=0
 KIND=setup
-
-cleanup() {
-	[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
-	if grep -qF " $MNT " /proc/mounts; then
-		fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
-	fi
-	wait 2>/dev/null
-	if grep -qF " $T/" /proc/mounts; then
-		echo "FAIL: mounts left behind:"
-		grep -F " $T/" /proc/mounts
-		umount -l "$MNT" 2>/dev/null
-		exit 1
-	fi
-	[ -n "${MMAPFS_TEST_KEEP:-}" ] && { echo "kept $T"; return; }
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' TERM INT HUP
 
 fail() {
 	echo "FAIL: $KIND: $*"

@@ -716,6 +716,93 @@ static void test_sync_hook(void **state)
 	assert_string_equal(buf, "durable");
 }
 
+/* Fail with the call and the range when got is not want. */
+static void expect_rc(const char *call, uint64_t off, uint64_t len, int got,
+		      int want)
+{
+	if (got != want)
+		fail_msg("%s(off %llu, len %llu) = %d, want %d", call,
+			 (unsigned long long)off, (unsigned long long)len, got,
+			 want);
+}
+
+/*
+ * The range checks of reserve, discard, sync_range and drop, side by side:
+ * an empty range anywhere up to the end is fine, anything past the end or
+ * wrapping around is -EINVAL, and on a read-only image the calls that change
+ * it say -EROFS before looking at the range, while the others check it as
+ * usual.
+ */
+static void test_range_checks(void **state)
+{
+	const uint64_t size = 1 * MiB;
+	const struct {
+		uint64_t off, len;
+		int want;
+	} cases[] = {
+		{ 0, 0, 0 },
+		{ BS, 0, 0 },
+		{ size, 0, 0 },                 /* empty, at the very end */
+		{ size - BS, BS, 0 },           /* the last block */
+		{ 0, size + 1, -EINVAL },
+		{ size - BS, BS + 1, -EINVAL },
+		{ size, 1, -EINVAL },
+		{ size + 1, 0, -EINVAL },       /* empty, but past the end */
+		{ size + BS, 0, -EINVAL },
+		{ BS, UINT64_MAX, -EINVAL },    /* off + len wraps */
+		{ 1, UINT64_MAX, -EINVAL },
+		{ size - 1, UINT64_MAX - size + 2, -EINVAL },   /* wraps to 1 */
+		{ UINT64_MAX, 1, -EINVAL },     /* wraps to 0 */
+		{ UINT64_MAX, 0, -EINVAL },
+		{ UINT64_MAX, UINT64_MAX, -EINVAL },
+	};
+	struct fx *fx = *state;
+	struct hook_rec rec = { 0, NULL };
+	struct mfs_image *img;
+	int calls = 0, want, rc;
+
+	assert_int_equal(mfs_image_create(fx->path, size, false, false, &img), 0);
+	fx->img[0] = img;
+	img->sync_hook = hook;
+	img->sync_hook_arg = &rec;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t off = cases[i].off, len = cases[i].len;
+
+		want = cases[i].want;
+		expect_rc("reserve", off, len, mfs_image_reserve(img, off, len), want);
+		/* (a host that cannot punch holes may refuse a good range) */
+		rc = mfs_image_discard(img, off, len);
+		expect_rc("discard", off, len, rc,
+			  want == 0 && rc == -EOPNOTSUPP ? rc : want);
+		expect_rc("sync_range", off, len, mfs_image_sync_range(img, off, len),
+			  want);
+		calls += want == 0;     /* the hook runs only after a sync */
+		assert_int_equal(rec.calls, calls);
+		expect_rc("drop", off, len, mfs_image_drop(img, off, len), want);
+	}
+	assert_int_equal(img->size, size);
+	mfs_image_close(img);
+	fx->img[0] = NULL;
+
+	assert_int_equal(mfs_image_open(fx->path, MFS_IMAGE_RDONLY, &img), 0);
+	fx->img[0] = img;
+	img->sync_hook = hook;
+	img->sync_hook_arg = &rec;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t off = cases[i].off, len = cases[i].len;
+
+		want = cases[i].want;
+		expect_rc("reserve", off, len, mfs_image_reserve(img, off, len), -EROFS);
+		expect_rc("discard", off, len, mfs_image_discard(img, off, len), -EROFS);
+		expect_rc("sync_range", off, len, mfs_image_sync_range(img, off, len),
+			  want);
+		calls += want == 0;
+		assert_int_equal(rec.calls, calls);
+		expect_rc("drop", off, len, mfs_image_drop(img, off, len), want);
+	}
+	assert_int_equal(img->size, size);
+}
+
 /* ---- dropping pages ------------------------------------------------------- */
 
 /* Pages of [first, first+n) blocks of img in the page cache (mincore on
@@ -853,6 +940,7 @@ int main(void)
 		T(test_create_prealloc_enospc),
 		T(test_reserve_no_fallocate),
 		T(test_sync_hook),
+		T(test_range_checks),
 		T(test_drop),
 		T(test_block_bounds),
 #undef T

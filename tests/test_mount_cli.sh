@@ -19,60 +19,34 @@
 # namespace at the latest.
 #
 # Needs root, /dev/fuse, fusermount3, mount.fuse3 (package fuse3), unshare.
-# Never leaves a mount behind: every mount point is unmounted in the EXIT
-# trap (umount, then lazy), every daemon started here is killed, and the run
-# fails if /proc/mounts still shows one.
+# Never leaves a mount behind: every daemon started here is killed and every
+# mount point unmounted at exit (umount, then lazy), and the run fails if
+# /proc/mounts still shows one (mount_lib.sh).
 set -u
+. "$(dirname "$0")/mount_lib.sh"
 
 MMAPFS=$(realpath "$1")
 MKFS=$(realpath "$2")
 FSCK=$(realpath "$3")
 export PATH="$(dirname "$MMAPFS"):$PATH:/usr/sbin:/sbin"
-if [ -z "${MMAPFS_CLI_NS:-}" ]; then
-	if ! unshare --mount --propagation private true 2>/dev/null; then
-		echo "test_mount_cli: cannot make a mount namespace (unshare -m); need root"
-		exit 1
-	fi
-	export MMAPFS_CLI_NS=1
-	exec unshare --mount --propagation private bash "$0" "$@"
-fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/mount_cli.XXXXXX") || exit 1
+mnt_enter_ns "$@"
+mnt_setup mount_cli.XXXXXX
+PIDS=()
+test_stop() {
+	local p
+	for p in "${PIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null
+	done
+}
 mkdir "$T/sbin" && ln -s "$MMAPFS" "$T/sbin/mmapfs" &&
 	mkdir -p /usr/local/sbin && mount --bind "$T/sbin" /usr/local/sbin || {
 	echo "test_mount_cli: cannot put mmapfs on the default PATH"
 	exit 1
 }
-PIDS=()
+MNT_POINTS+=(/usr/local/sbin)
 FAILS=0
 CASES=0
 CASE=setup
-
-cleanup() {
-	local m p
-	for m in "$T"/m*; do
-		[ -d "$m" ] || continue
-		if mounted "$m"; then
-			umount "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null ||
-				umount -l "$m" 2>/dev/null
-		fi
-	done
-	for p in "${PIDS[@]}"; do
-		kill -KILL "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
-	if grep -qF " $T/" /proc/mounts; then
-		echo "FAIL: mounts left behind:"
-		grep -F " $T/" /proc/mounts
-		for m in $(awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/mounts); do
-			umount -l "$m"
-		done
-		exit 1
-	fi
-	umount /usr/local/sbin 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' TERM INT HUP
 
 fail() {
 	echo "FAIL: $CASE: $*"
@@ -153,6 +127,7 @@ refuse() {
 IMG=$T/disk.img
 M1=$T/m1
 M2=$T/m2
+MNT_POINTS+=("$M1" "$M2")
 mkdir "$M1" "$M2"
 new_image "$IMG"
 

@@ -14,24 +14,21 @@
 # by the user; where it is not (mode 0600 on some machines), a node with
 # mode 0666 is bind-mounted over it inside the namespace only. The
 # programs are copied into the test directory, so the build tree need not
-# be readable by the user.
+# be readable by the user. Every mount made here is removed at exit, and
+# the daemon killed, whatever happens (mount_lib.sh).
 set -u
+. "$(dirname "$0")/mount_lib.sh"
 
-if [ -z "${MMAPFS_USER_NS:-}" ]; then
-	if ! unshare --mount --propagation private true 2>/dev/null; then
-		echo "test_mount_user: cannot make a mount namespace (unshare -m); need root"
-		exit 1
-	fi
-	export MMAPFS_USER_NS=1
-	exec unshare --mount --propagation private bash "$0" "$@"
-fi
+mnt_enter_ns "$@"
 
 USER_NAME=nobody
-T=$(mktemp -d "${TMPDIR:-/tmp}/mount_user.XXXXXX") || exit 1
+mnt_setup mount_user.XXXXXX
 chmod 0755 "$T"
+MNT_POINTS+=("$T/u/mnt" "$T/rootdir")
 FAILS=0
 CASE=setup
 DPID=
+test_stop() { [ -n "$DPID" ] && kill -KILL "$DPID" 2>/dev/null; }
 
 fail() {
 	echo "FAIL: $CASE: $*"
@@ -39,16 +36,6 @@ fail() {
 }
 
 mounted() { awk -v d="$1" '$2 == d { f = 1 } END { exit !f }' /proc/mounts; }
-
-cleanup() {
-	if mounted "$T/u/mnt"; then
-		fusermount3 -u -z "$T/u/mnt" 2>/dev/null || umount -l "$T/u/mnt" 2>/dev/null
-	fi
-	[ -n "$DPID" ] && kill -KILL "$DPID" 2>/dev/null
-	mountpoint -q /dev/fuse 2>/dev/null && [ -n "${FUSE_BOUND:-}" ] && umount /dev/fuse
-	rm -rf "$T"
-}
-trap cleanup EXIT
 
 # as_user CMD...: run CMD as the user, with a plain environment.
 as_user() {
@@ -75,9 +62,10 @@ chown -R "$USER_NAME" "$T/u"
 
 if ! as_user test -r /dev/fuse -a -w /dev/fuse; then
 	# Inside this namespace only: a /dev/fuse the user may open.
+	MNT_POINTS+=("$T/dev")
 	mkdir "$T/dev" && mount -t tmpfs -o mode=0755 none "$T/dev" &&
 		mknod -m 0666 "$T/dev/fuse" c 10 229 &&
-		mount --bind "$T/dev/fuse" /dev/fuse && FUSE_BOUND=1 || {
+		mount --bind "$T/dev/fuse" /dev/fuse && MNT_POINTS+=(/dev/fuse) || {
 		echo "test_mount_user: cannot make /dev/fuse usable by $USER_NAME"
 		exit 1
 	}

@@ -13,8 +13,9 @@
 # slower; the plain build runs the full 200,000).
 #
 # Runs in a private mount namespace; the daemon is killed and the mount
-# removed at exit whatever happens.
+# removed at exit whatever happens (mount_lib.sh).
 set -u
+. "$(dirname "$0")/mount_lib.sh"
 
 MMAPFS=$(realpath "$1")
 MKFS=$(realpath "$2")
@@ -23,23 +24,12 @@ MFSX=$(realpath "$4")
 MFSSTRESS=$(realpath "$5")
 OPS=${MMAPFS_TOOLS_OPS:-50000}
 
-if [ -z "${MMAPFS_TOOLS_NS:-}" ]; then
-	export MMAPFS_TOOLS_NS=1
-	exec unshare --mount --propagation private bash "$0" "$@"
-fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/mmapfs-tools.XXXXXX") || exit 1
+mnt_enter_ns "$@"
+mnt_setup mmapfs-tools.XXXXXX
 MNT=$T/mnt
+MNT_POINTS+=("$MNT")
 PID=""
-cleanup() {
-	if grep -qF " $MNT " /proc/mounts; then
-		fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
-	fi
-	[ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null
-	wait 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' TERM INT HUP
+test_stop() { [ -n "$PID" ] && kill -KILL "$PID" 2>/dev/null; }
 
 die() {
 	echo "FAIL: $*"

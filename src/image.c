@@ -681,9 +681,10 @@ int mfs_image_writeback(struct mfs_image *img, uint64_t off, uint64_t len,
 			bool wait)
 {
 	unsigned flags = SYNC_FILE_RANGE_WRITE;
+	int err = check_range(img, off, len, false);
 
-	if (off > img->size || len > img->size - off)
-		return -EINVAL;
+	if (err)
+		return err;
 	if (wait)
 		flags |= SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WAIT_AFTER;
 	if (len && sync_file_range(img->fd, (off64_t)off, (off64_t)len,

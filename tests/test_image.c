@@ -779,6 +779,8 @@ static void test_range_checks(void **state)
 		calls += want == 0;     /* the hook runs only after a sync */
 		assert_int_equal(rec.calls, calls);
 		expect_rc("drop", off, len, mfs_image_drop(img, off, len), want);
+		expect_rc("writeback", off, len,
+			  mfs_image_writeback(img, off, len, i & 1), want);
 	}
 	assert_int_equal(img->size, size);
 	mfs_image_close(img);
@@ -799,6 +801,8 @@ static void test_range_checks(void **state)
 		calls += want == 0;
 		assert_int_equal(rec.calls, calls);
 		expect_rc("drop", off, len, mfs_image_drop(img, off, len), want);
+		expect_rc("writeback", off, len,
+			  mfs_image_writeback(img, off, len, i & 1), want);
 	}
 	assert_int_equal(img->size, size);
 }

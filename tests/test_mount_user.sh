@@ -25,6 +25,12 @@ if [ -z "${MMAPFS_USER_NS:-}" ]; then
 	export MMAPFS_USER_NS=1
 	exec unshare --mount --propagation private bash "$0" "$@"
 fi
+# unshare copied every mount of the parent namespace, other tests' FUSE
+# mounts too; held here, a copy keeps that filesystem, and so its daemon,
+# alive after the other test unmounts it, until this script ends (test_
+# mount's daemons lingered for a minute and were killed). Drop them.
+awk '$3 == "fuse" || $3 ~ /^fuse\./ { print $2 }' /proc/self/mounts |
+	while read -r m; do umount -l "$m" 2>/dev/null; done
 
 USER_NAME=nobody
 T=$(mktemp -d "${TMPDIR:-/tmp}/mount_user.XXXXXX") || exit 1

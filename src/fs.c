@@ -837,11 +837,14 @@ int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 			in.uid = a->uid;
 		if ((set & MFS_SET_GID) && a->gid != in.gid)
 			in.gid = a->gid;
-		/* chown drops setuid and group-executable setgid on
-		 * non-directories, for every caller (Linux since 2.2.13). */
+		/* chown drops setuid on non-directories for every caller
+		 * (Linux since 2.2.13), and setgid as setattr_should_drop_
+		 * sgid() says: when group-executable, or when the caller is
+		 * neither in the file's (old) group nor has CAP_FSETID. */
 		if (!S_ISDIR(in.mode)) {
 			in.mode &= ~(uint32_t)S_ISUID;
-			if (in.mode & S_IXGRP)
+			if ((in.mode & S_IXGRP) ||
+			    (!cred->in_group && !cred->cap_fsetid))
 				in.mode &= ~(uint32_t)S_ISGID;
 		}
 	}

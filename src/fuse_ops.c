@@ -33,10 +33,11 @@
  *   with O_TRUNC, a SETATTR with a size or an owner; the daemon then kills
  *   setuid, setgid as the VFS does (group-executable, or a caller outside
  *   the file's group) and security.capability, and tells the kernel its
- *   cached mode is stale where no attributes go back in the reply. A
- *   setattr of nothing is the kernel's file_remove_privs for fallocate or
- *   copy_file_range, whose kill bits fuse_setattr drops: the daemon kills
- *   for a caller other than root. The v1 FUSE_CAP_HANDLE_KILLPRIV stays
+ *   cached mode is stale where no attributes go back in the reply. Some
+ *   kills come without a flag (killpriv_setattr): a setattr of nothing
+ *   is the kernel's file_remove_privs for fallocate or copy_file_range,
+ *   one of only ctime is chown(f, -1, -1); there the daemon reads the
+ *   caller's capabilities from /proc. The v1 FUSE_CAP_HANDLE_KILLPRIV stays
  *   off: it has no flags, and writes from the writeback cache carry no
  *   caller credentials. Without V2 the kernel decides and sends the new
  *   mode as a setattr. (libfuse 3.14 sets FUSE_CAP_HANDLE_KILLPRIV in want
@@ -54,6 +55,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <stdint.h>
 #include <stdio.h>      /* RENAME_NOREPLACE, RENAME_EXCHANGE */
 #include <stdlib.h>
@@ -97,8 +99,9 @@ static void reply_rc(fuse_req_t req, int rc)
 
 /*
  * The caller's credentials. cap_fsetid is approximated by uid 0 (the
- * daemon cannot see the caller's capability set; with handle_killpriv_v2
- * the kernel's flags decide instead); in_group is left true,
+ * request does not carry the caller's capabilities; with
+ * handle_killpriv_v2 the kernel's flags, or caller_capable where there is
+ * none, decide instead); in_group is left true,
  * because with default_permissions the kernel's setattr_prepare() has
  * already dropped S_ISGID from a chmod by a caller outside the file's
  * group, and the VFS strips it from new files (mode_strip_sgid).
@@ -137,6 +140,50 @@ static bool caller_in_group(fuse_req_t req, uint32_t gid)
 	if (list != stack)
 		free(list);
 	return in;
+}
+
+/*
+ * Does the caller have capability cap (CAP_FSETID, CAP_FOWNER) as the
+ * kernel's capable() means it, in the initial user namespace? The request
+ * does not say, so read the calling thread's CapEff from /proc (it waits in
+ * its system call while the request is served, so its credentials hold
+ * still). A caller in another user namespace (uid_map not the identity
+ * map) has no capability there. When /proc cannot tell (pid 0: a pid
+ * namespace the daemon does not see), fall back to uid 0. Costs two small
+ * reads: asked only where the answer changes the result.
+ */
+static bool caller_capable(fuse_req_t req, int cap)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	char path[64], line[256];
+	unsigned long long eff;
+	unsigned a, b, n;
+	bool res = c->uid == 0;
+	FILE *f;
+
+	if (c->pid <= 0)
+		return res;
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)c->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return res;
+	if (fscanf(f, "%u %u %u", &a, &b, &n) != 3 || a != 0 || b != 0 ||
+	    n != UINT32_MAX || fscanf(f, "%u", &a) == 1) {
+		fclose(f);
+		return false;
+	}
+	fclose(f);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)c->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return res;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+			res = (eff >> cap) & 1;
+			break;
+		}
+	fclose(f);
+	return res;
 }
 
 /*
@@ -361,6 +408,85 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_attr(req, &st, TIMEOUT);
 }
 
+/*
+ * handle_killpriv_v2: what a setattr is to kill, from the kernel's flag and
+ * the caller. cred and set are op_setattr's, in the core's new values.
+ *
+ * - FATTR_KILL_SUIDGID (libfuse 3.14 passes it on as FUSE_SET_ATTR_KILL_
+ *   SUID, the same bit 11) with a size: a truncate by a caller without
+ *   CAP_FSETID. Kill.
+ * - The flag with an owner: chown of a non-directory, set for every
+ *   caller. On ext4 setuid goes, and setgid if the group may execute or
+ *   the caller is neither in the file's (old) group nor has CAP_FSETID
+ *   (setattr_should_drop_sgid); if that changed the mode, setattr_
+ *   prepare() also wants the caller in the new group (or CAP_FSETID) to
+ *   keep setgid, and the caller to own the file or have CAP_FOWNER, else
+ *   EPERM. fuse_setattr() drops that mode change, so it is done here:
+ *   the core's chown rule with in_group saying both.
+ * - Only ctime (writeback cache): chown(f, -1, -1), whose ATTR_KILL_SUID/
+ *   SGID fuse_setattr() drops without a flag: ext4 kills as for any
+ *   chown, so it is made one, to the same owner.
+ * - Nothing at all: the kernel's file_remove_privs() (fallocate,
+ *   copy_file_range, a write-through write before its WRITE), whose kill
+ *   bits fuse_setattr() drops too: kill if the caller lacks CAP_FSETID
+ *   (one with it came only for security.capability, which the kernel
+ *   removed with a REMOVEXATTR first). Without the writeback cache
+ *   chown(f, -1, -1) looks the same (docs/design.md).
+ *
+ * The caller's capabilities and groups are looked up only for a file
+ * with setuid or setgid, where they change the result. Returns 0 or
+ * -errno.
+ */
+static int killpriv_setattr(fuse_req_t req, fuse_ino_t ino, int to_set,
+			    struct mfs_cred *cred, unsigned *set,
+			    struct mfs_attr *in)
+{
+	bool flag = to_set & FUSE_SET_ATTR_KILL_SUID;
+	bool chown = flag && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID));
+	uint32_t mode, gid;
+	struct mfs_attr a;
+
+	cred->cap_fsetid = true;
+	cred->in_group = true;
+	if (flag && (to_set & FUSE_SET_ATTR_SIZE)) {
+		kill_cred(req, ino, cred);
+		*set |= MFS_SET_KILL_PRIV;
+		return 0;
+	}
+	if (to_set == FUSE_SET_ATTR_CTIME)
+		chown = true; /* chown(f, -1, -1) */
+	else if (!chown && to_set != 0)
+		return 0;
+	if (mfs_getattr(ctx_of(req)->fs, ino, &a) != 0 || S_ISDIR(a.mode) ||
+	    !(a.mode & (S_ISUID | S_ISGID)))
+		return 0; /* nothing to decide (or the core fails the same) */
+	cred->cap_fsetid = caller_capable(req, CAP_FSETID);
+	if ((a.mode & S_ISGID) && !(a.mode & S_IXGRP) && !cred->cap_fsetid)
+		cred->in_group = caller_in_group(req, a.gid);
+	if (!chown) {
+		if (!cred->cap_fsetid)
+			*set |= MFS_SET_KILL_PRIV;
+		return 0;
+	}
+	/* chown: the mode ext4 would set, and whether it may */
+	mode = a.mode & ~(uint32_t)S_ISUID;
+	if ((mode & S_IXGRP) || !cred->in_group)
+		mode &= ~(uint32_t)S_ISGID;
+	if (mode == a.mode)
+		return 0;
+	gid = (*set & MFS_SET_GID) ? in->gid : a.gid;
+	if ((mode & S_ISGID) && gid != a.gid && !cred->cap_fsetid)
+		cred->in_group = caller_in_group(req, gid);
+	if (fuse_req_ctx(req)->uid != a.uid &&
+	    !caller_capable(req, CAP_FOWNER))
+		return -EPERM;
+	if (!(*set & (MFS_SET_UID | MFS_SET_GID))) {
+		in->uid = a.uid;
+		*set |= MFS_SET_UID;
+	}
+	return 0;
+}
+
 static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st,
 		       int to_set, struct fuse_file_info *fi)
 {
@@ -405,30 +531,10 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st,
 		in.ctime = st->st_ctim;
 	}
 	if (d->killpriv_v2) {
-		/*
-		 * The kernel decides: FATTR_KILL_SUIDGID on a truncate by a
-		 * caller without CAP_FSETID and on chown. libfuse 3.14 passes
-		 * it on as FUSE_SET_ATTR_KILL_SUID (the same bit, 11). For a
-		 * chown the core's own rule applies (it kills for everyone,
-		 * but keeps the setgid of a file its group may not execute,
-		 * as for a caller with CAP_FSETID).
-		 *
-		 * A setattr of nothing at all is the kernel's
-		 * file_remove_privs() (fallocate, copy_file_range, a write),
-		 * whose ATTR_KILL_SUID/SGID fuse_setattr() drops with
-		 * handle_killpriv_v2: it trusts the filesystem to kill on the
-		 * request that follows, but only WRITE carries a flag. So
-		 * kill here, with cap_fsetid approximated by uid 0 as before;
-		 * the reply brings the kernel's cached mode up to date.
-		 */
-		bool truncate = (to_set & FUSE_SET_ATTR_KILL_SUID) &&
-				(to_set & FUSE_SET_ATTR_SIZE);
-		bool remove_privs = to_set == 0 && fuse_req_ctx(req)->uid != 0;
-
-		cred.cap_fsetid = true;
-		if (truncate || remove_privs) {
-			kill_cred(req, ino, &cred);
-			set |= MFS_SET_KILL_PRIV;
+		rc = killpriv_setattr(req, ino, to_set, &cred, &set, &in);
+		if (rc) {
+			reply_rc(req, rc);
+			return;
 		}
 	}
 	rc = mfs_setattr(d->fs, &cred, ino, &in, set, &out);

@@ -24,8 +24,11 @@
 #     namespace (else "NAME: cannot make a mount namespace (unshare -m);
 #     need root", exit 1: not a skip, as the mount suite needs root) and
 #     re-execs `bash "$0" "$@"` in one, with MMAPFS_TEST_NS exported.
-#     Returns only inside it. Mounts made there are invisible outside and
-#     die with the namespace, but only once its last process is gone: a
+#     Returns only inside it, after lazily unmounting the copies of FUSE
+#     mounts the namespace inherited (another test's live mount, held in
+#     the copy, would outlive its unmount). Mounts made there are
+#     invisible outside and die with the namespace, but only once its
+#     last process is gone: a
 #     daemon left running keeps them, hence the cleanup below. Setting
 #     MMAPFS_TEST_NS yourself in a namespace you made runs the test there,
 #     to look at its mounts afterwards.
@@ -62,9 +65,19 @@
 # The test's exit status is kept otherwise.
 
 mnt_enter_ns() {
-	local name
+	local name m
 	name=$(basename "$0" .sh)
-	[ "${MMAPFS_TEST_NS:-}" = "$name" ] && return 0
+	if [ "${MMAPFS_TEST_NS:-}" = "$name" ]; then
+		# unshare copied every mount of the parent namespace, other
+		# tests' FUSE mounts too; held here, a copy keeps that
+		# filesystem, and so its daemon, alive after the other test
+		# unmounts it, until this script ends (test_mount's daemons
+		# lingered for a minute and were killed). Drop our copies.
+		awk '$3 == "fuse" || $3 ~ /^fuse\./ { print $2 }' \
+			/proc/self/mounts |
+			while read -r m; do umount -l "$m" 2>/dev/null; done
+		return 0
+	fi
 	if ! unshare --mount --propagation private true 2>/dev/null; then
 		echo "$name: cannot make a mount namespace (unshare -m); need root"
 		exit 1

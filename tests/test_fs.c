@@ -2116,6 +2116,26 @@ static void test_setattr(void **state)
 	assert_int_equal(mfs_setattr(fs, &ingroup, f, &in, MFS_SET_MODE, &a), 0);
 	assert_int_equal(a.mode, S_IFREG | 02755);
 
+	/* chown keeps the setgid of a file its group may not execute only
+	 * for a caller in the file's group or with CAP_FSETID
+	 * (setattr_should_drop_sgid). */
+	in.mode = 02745;
+	in.gid = 1000;
+	assert_int_equal(mfs_setattr(fs, &ROOT, f, &in, MFS_SET_MODE, &a), 0);
+	assert_int_equal(mfs_setattr(fs, &ingroup, f, &in, MFS_SET_GID, &a), 0);
+	assert_int_equal(a.mode, S_IFREG | 02745);
+	assert_int_equal(mfs_setattr(fs, &USER, f, &in, MFS_SET_GID, &a), 0);
+	assert_int_equal(a.mode, S_IFREG | 0745);
+	{
+		const struct mfs_cred fsetid = { 1000, 1000, true, false };
+
+		assert_int_equal(mfs_setattr(fs, &ROOT, f, &in, MFS_SET_MODE,
+					     &a), 0);
+		assert_int_equal(mfs_setattr(fs, &fsetid, f, &in, MFS_SET_GID,
+					     &a), 0);
+		assert_int_equal(a.mode, S_IFREG | 02745);
+	}
+
 	/* Times. */
 	a0 = getattr_ok(fs, f);
 	tick();

@@ -112,8 +112,10 @@ int mfs_getattr(struct mfs_fs *fs, uint64_t ino, struct mfs_attr *attr);
  * executable or the caller is not in_group, and "security.capability".
  * A size change by a caller without cap_fsetid kills them, and so does
  * MFS_SET_KILL_PRIV (alone or with other fields: the kernel's word); a
- * uid/gid change drops setuid, group-executable setgid and
- * "security.capability" of anything but a directory, whoever asks. */
+ * uid/gid change (even to the same owner) drops setuid and
+ * "security.capability" of anything but a directory, whoever asks, and
+ * setgid if group-executable or the caller is neither in_group (the old
+ * group) nor cap_fsetid. */
 int mfs_setattr(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 		const struct mfs_attr *in, unsigned to_set, struct mfs_attr *out);
 

@@ -178,19 +178,6 @@ static int ref_lookup(struct mfs_fs *fs, uint64_t ino)
 	return rc;
 }
 
-/* Whether the caller holds ino (has a lookup count on it). */
-static bool looked_up(struct mfs_fs *fs, uint64_t ino)
-{
-	struct ref *r;
-	bool yes;
-
-	pthread_mutex_lock(&fs->ref_lock);
-	r = ref_find(fs, ino);
-	yes = r && r->nlookup;
-	pthread_mutex_unlock(&fs->ref_lock);
-	return yes;
-}
-
 static bool referenced(struct mfs_fs *fs, uint64_t ino)
 {
 	struct ref *r;
@@ -1901,7 +1888,7 @@ int mfs_opendir(struct mfs_fs *fs, uint64_t ino)
 
 struct rd {
 	struct mfs_fs *fs;
-	unsigned how;
+	bool plus;
 	mfs_fill_t fill;
 	void *ctx;
 	int err;
@@ -1913,14 +1900,11 @@ static int rd_cb(void *ctx, const char *name, size_t len, uint64_t ino,
 	struct rd *r = ctx;
 	struct mfs_attr a;
 	char nm[MFS_NAME_LEN + 1];
-	bool plus = r->how & MFS_READDIR_PLUS;
 
 	memset(&a, 0, sizeof(a));
 	a.ino = ino;
 	a.mode = (uint32_t)type << 12;
-	if (plus && (r->how & MFS_READDIR_HELD_BARE) && looked_up(r->fs, ino))
-		plus = false;
-	if (plus) {
+	if (r->plus) {
 		struct mfs_inode in;
 		int rc = mfs_inode_read(r->fs->v, ino, &in);
 
@@ -1934,7 +1918,7 @@ static int rd_cb(void *ctx, const char *name, size_t len, uint64_t ino,
 	nm[len] = 0;
 	if (r->fill(r->ctx, nm, len, &a, hash))
 		return 1;
-	if (plus) {
+	if (r->plus) {
 		int rc = ref_lookup(r->fs, ino);
 
 		if (rc) {
@@ -1945,12 +1929,12 @@ static int rd_cb(void *ctx, const char *name, size_t len, uint64_t ino,
 	return 0;
 }
 
-int mfs_readdir(struct mfs_fs *fs, uint64_t ino, uint64_t off, unsigned how,
+int mfs_readdir(struct mfs_fs *fs, uint64_t ino, uint64_t off, bool plus,
 		mfs_fill_t fill, void *ctx)
 {
 	struct mfs_inode d;
 	struct mfs_attr a;
-	struct rd r = { .fs = fs, .how = how, .fill = fill, .ctx = ctx };
+	struct rd r = { .fs = fs, .plus = plus, .fill = fill, .ctx = ctx };
 	int rc;
 
 	rdlock(fs);

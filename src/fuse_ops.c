@@ -875,8 +875,6 @@ static int dir_fill(void *ctx, const char *name, size_t namelen,
 {
 	struct dirbuf *db = ctx;
 	char nm[MFS_NAME_LEN + 1];
-	struct fuse_entry_param e;
-	bool counted;
 	size_t need;
 
 	if (namelen > MFS_NAME_LEN)
@@ -892,34 +890,34 @@ static int dir_fill(void *ctx, const char *name, size_t namelen,
 		need = fuse_add_direntry(db->req, db->buf + db->len,
 					 db->size - db->len, nm, &st,
 					 (off_t)next_off);
-		goto out;
-	}
-	/* Node id 0: the kernel takes no entry from it, only the name, ino
-	 * and type. So for "." and ".." (they take no lookup count), and
-	 * for a bare entry (the kernel holds that inode already). */
-	counted = attr->nlink != 0 && !is_dot_or_dotdot(nm, namelen);
-	if (counted && db->ntaken == db->cap) {
-		size_t ncap = db->cap ? db->cap * 2 : 64;
-		uint64_t *t = realloc(db->taken, ncap * sizeof(*t));
+	} else {
+		struct fuse_entry_param e;
+		bool dot = is_dot_or_dotdot(nm, namelen);
 
-		if (!t)
-			return 1; /* not taken: offered again */
-		db->taken = t;
-		db->cap = ncap;
+		if (!dot && db->ntaken == db->cap) {
+			size_t ncap = db->cap ? db->cap * 2 : 64;
+			uint64_t *t = realloc(db->taken, ncap * sizeof(*t));
+
+			if (!t)
+				return 1; /* not taken: offered again */
+			db->taken = t;
+			db->cap = ncap;
+		}
+		entry_of(attr, &e);
+		if (dot) {
+			/* No lookup count for "." and "..": the kernel
+			 * ignores their entry (node id 0), uses the ino. */
+			e.ino = 0;
+			e.generation = 0;
+			e.attr_timeout = 0;
+			e.entry_timeout = 0;
+		}
+		need = fuse_add_direntry_plus(db->req, db->buf + db->len,
+					      db->size - db->len, nm, &e,
+					      (off_t)next_off);
+		if (need <= db->size - db->len && !dot)
+			db->taken[db->ntaken++] = attr->ino;
 	}
-	entry_of(attr, &e);
-	if (!counted) {
-		e.ino = 0;
-		e.generation = 0;
-		e.attr_timeout = 0;
-		e.entry_timeout = 0;
-	}
-	need = fuse_add_direntry_plus(db->req, db->buf + db->len,
-				      db->size - db->len, nm, &e,
-				      (off_t)next_off);
-	if (need <= db->size - db->len && counted)
-		db->taken[db->ntaken++] = attr->ino;
-out:
 	if (need > db->size - db->len)
 		return 1;
 	db->len += need;
@@ -939,9 +937,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = mfs_readdir(d->fs, ino, (uint64_t)off,
-			 plus ? MFS_READDIR_PLUS | MFS_READDIR_HELD_BARE : 0,
-			 dir_fill, &db);
+	rc = mfs_readdir(d->fs, ino, (uint64_t)off, plus, dir_fill, &db);
 	if (rc && db.len == 0) {
 		reply_rc(req, rc);
 	} else if (fuse_reply_buf(req, db.buf, db.len) != 0) {

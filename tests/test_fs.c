@@ -2844,50 +2844,6 @@ static void test_readdirplus_lookups(void **state)
 	reopen_check(fx);
 }
 
-/* HELD_BARE: an inode the caller holds comes bare and adds no lookup;
- * the others come complete and add one, as with plain PLUS. */
-static void test_readdirplus_held_bare(void **state)
-{
-	struct fx *fx = *state;
-	struct mfs_fs *fs = fx->fs;
-	uint64_t d = mkdir_ok(fs, MFS_ROOT, "d", 0755), held, other;
-	struct ents l = { 0 };
-	struct mfs_attr a = { 0 };
-	size_t i;
-
-	held = mkfile(fs, d, "held", 0640);
-	other = mkfile(fs, d, "other", 0640);
-	assert_int_equal(mfs_lookup(fs, d, "held", &a), 0); /* kept */
-	assert_int_equal(mfs_readdir(fs, d, 0, MFS_READDIR_PLUS |
-				     MFS_READDIR_HELD_BARE, fill_collect, &l), 0);
-	assert_int_equal(l.n, 4);
-	for (i = 2; i < l.n; i++) {
-		const struct mfs_attr *e = &l.e[i].attr;
-
-		if (!strcmp(l.e[i].name, "held")) {
-			assert_int_equal(e->ino, held);
-			assert_int_equal(e->nlink, 0);
-			assert_int_equal(e->mode, S_IFREG);
-		} else {
-			assert_string_equal(l.e[i].name, "other");
-			assert_int_equal(e->ino, other);
-			assert_int_equal(e->nlink, 1);
-			assert_int_equal(e->mode, S_IFREG | 0640);
-		}
-	}
-	assert_int_equal(mfs_unlink(fs, d, "held"), 0);
-	assert_int_equal(mfs_unlink(fs, d, "other"), 0);
-	/* One lookup each: held's from mfs_lookup, other's from readdir. */
-	assert_int_equal(mfs_getattr(fs, held, &a), 0);
-	assert_int_equal(mfs_getattr(fs, other, &a), 0);
-	mfs_forget(fs, held, 1);
-	mfs_forget(fs, other, 1);
-	assert_int_equal(mfs_getattr(fs, held, &a), -ENOENT);
-	assert_int_equal(mfs_getattr(fs, other, &a), -ENOENT);
-	ents_free(&l);
-	reopen_check(fx);
-}
-
 static void test_names(void **state)
 {
 	struct fx *fx = *state;
@@ -5825,7 +5781,6 @@ int main(void)
 		T(test_readdir_offsets),
 		T(test_readdir_stability),
 		T(test_readdirplus_lookups),
-		T(test_readdirplus_held_bare),
 		T(test_names),
 		T(test_statfs),
 		T(test_failed_ops_change_nothing),

@@ -212,20 +212,14 @@ int mfs_copy_file_range(struct mfs_fs *fs, uint64_t ino_in, uint64_t off_in,
  * Directories. Offsets: 0 = start, 1 after ".", 2 after "..", and the hash
  * of an entry's name after that entry, so an offset stays valid while
  * entries are added and removed. fill returns 0 if it took the entry, 1 if
- * its buffer is full (the entry is offered again next time).
- * how = 0: only attr->ino and the type bits of attr->mode are set ("bare").
- * how = MFS_READDIR_PLUS: attr is complete and each taken entry (not "."
- * or "..") adds a lookup.
- * how = MFS_READDIR_PLUS | MFS_READDIR_HELD_BARE: as PLUS, but an entry
- * whose inode already has a lookup count (the caller knows it) comes bare
- * and adds none. attr->nlink is 0 exactly for the bare entries.
+ * its buffer is full (the entry is offered again next time). With plus,
+ * attr is complete and each taken entry (not "." or "..") adds a lookup.
+ * Without plus only attr->ino and the type bits of attr->mode are set.
  */
-#define MFS_READDIR_PLUS      0x1u
-#define MFS_READDIR_HELD_BARE 0x2u
 typedef int (*mfs_fill_t)(void *ctx, const char *name, size_t namelen,
 			  const struct mfs_attr *attr, uint64_t next_off);
 int mfs_opendir(struct mfs_fs *fs, uint64_t ino);
-int mfs_readdir(struct mfs_fs *fs, uint64_t ino, uint64_t off, unsigned how,
+int mfs_readdir(struct mfs_fs *fs, uint64_t ino, uint64_t off, bool plus,
 		mfs_fill_t fill, void *ctx);
 
 struct mfs_statfs {

@@ -3229,6 +3229,19 @@ static void image_residency(struct mfs_fs *fs, uint64_t ino, uint64_t off,
 	free(iov);
 }
 
+/* Skips the test when the image's pages cannot leave memory (tmpfs,
+ * ramfs): nothing to measure there. */
+static void skip_if_undroppable(struct fx *fx)
+{
+	struct statfs sf;
+
+	assert_int_equal(statfs(fx->img, &sf), 0);
+	if (sf.f_type == 0x01021994 || sf.f_type == 0x858458f6) {
+		print_message("image on tmpfs/ramfs: pages cannot be dropped; skipped\n");
+		skip();
+	}
+}
+
 /* Read [0, size) of ino in chunks of step bytes, in order or from the end
  * backwards, each followed by mfs_read_cached as the FUSE glue does;
  * checks the data (pattern seed). */
@@ -3266,15 +3279,10 @@ static void test_read_cached_drops(void **state)
 	size_t res = 0, all = 0;
 	unsigned char *w;
 	struct mfs_attr a;
-	struct statfs sf;
 	uint64_t f, g;
 
 	NEED_DATA(fs);
-	assert_int_equal(statfs(fx->img, &sf), 0);
-	if (sf.f_type == 0x01021994 || sf.f_type == 0x858458f6) {
-		print_message("image on tmpfs/ramfs: pages cannot be dropped; skipped\n");
-		skip();
-	}
+	skip_if_undroppable(fx);
 	w = malloc(big);
 	assert_non_null(w);
 	assert_int_equal(mfs_create(fs, &ROOT, MFS_ROOT, "f", 0644, O_RDWR, &a), 0);
@@ -3341,15 +3349,10 @@ static void test_write_behind_drops(void **state)
 	const size_t big = 48u << 20, small = 8u << 20;
 	size_t res = 0, all = 0;
 	struct mfs_attr a;
-	struct statfs sf;
 	uint64_t f, g;
 
 	NEED_DATA(fs);
-	assert_int_equal(statfs(fx->img, &sf), 0);
-	if (sf.f_type == 0x01021994 || sf.f_type == 0x858458f6) {
-		print_message("image on tmpfs/ramfs: pages cannot be dropped; skipped\n");
-		skip();
-	}
+	skip_if_undroppable(fx);
 	assert_int_equal(mfs_create(fs, &ROOT, MFS_ROOT, "f", 0644, O_RDWR, &a), 0);
 	f = a.ino;
 	assert_int_equal(mfs_create(fs, &ROOT, MFS_ROOT, "g", 0644, O_RDWR, &a), 0);

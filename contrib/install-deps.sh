@@ -7,7 +7,8 @@
 #
 # Packages:
 #   build         meson ninja-build gcc libc6-dev pkg-config
-#   libraries     libfuse3-dev libcmocka-dev
+#   libraries     libfuse3-dev libcmocka-dev liburing-dev (FUSE over
+#                 io_uring, src/fuse_uring.c)
 #   FUSE mounts   fuse3 (fusermount3, mount.fuse3)
 #   tests         e2fsprogs dosfstools xfsprogs btrfs-progs util-linux
 #                 (foreign-filesystem images for mkfs's signature checks),
@@ -17,7 +18,7 @@ set -euo pipefail
 
 PACKAGES=(
 	meson ninja-build gcc libc6-dev pkg-config
-	libfuse3-dev libcmocka-dev
+	libfuse3-dev libcmocka-dev liburing-dev
 	fuse3
 	e2fsprogs dosfstools xfsprogs btrfs-progs util-linux
 	attr acl python3

@@ -155,11 +155,11 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 
 /*
  * The INIT reply as libfuse 3.14 sends it: the out header alone in iov[0],
- * struct fuse_init_out (possibly shorter, for old kernels) in iov[1]. Adds
- * FUSE_HANDLE_KILLPRIV_V2 to a copy of it; false if the reply is not that.
+ * struct fuse_init_out (possibly shorter, for old kernels) in iov[1].
+ * Copies it into init for patching; false if the reply is not that.
  */
-static bool patch_init(const struct iovec *iov, int count, struct iovec *out,
-		       struct fuse_init_out *init)
+static bool copy_init(const struct iovec *iov, int count, struct iovec *out,
+		      struct fuse_init_out *init)
 {
 	struct fuse_out_header oh;
 
@@ -174,29 +174,88 @@ static bool patch_init(const struct iovec *iov, int count, struct iovec *out,
 		return false;
 	memset(init, 0, sizeof(*init));
 	memcpy(init, iov[1].iov_base, iov[1].iov_len);
-	init->flags |= FUSE_HANDLE_KILLPRIV_V2;
 	out[0] = iov[0];
 	out[1].iov_base = init;
 	out[1].iov_len = iov[1].iov_len;
 	return true;
 }
 
+/* The bytes a ring entry's payload must hold: the kernel's max_payload_sz
+ * (FUSE_MIN_READ_BUFFER, max_write, max_pages pages), from the INIT reply;
+ * 0 if the reply cannot say. */
+static size_t ring_payload(const struct fuse_init_out *init, size_t len)
+{
+	size_t pages = 32, n = 8192; /* FUSE_DEFAULT_MAX_PAGES_PER_REQ */
+
+	if (len < offsetof(struct fuse_init_out, flags2) +
+		  sizeof(init->flags2) || !(init->flags & FUSE_INIT_EXT))
+		return 0;
+	if ((init->flags & FUSE_MAX_PAGES) && init->max_pages > pages)
+		pages = init->max_pages;
+	if (init->max_write > n)
+		n = init->max_write;
+	if (pages * 4096 > n)
+		n = pages * 4096;
+	return n;
+}
+
+/* The one reply to INIT: add what init decided (handle_killpriv_v2) and
+ * what the rings need (FUSE_OVER_IO_URING), then start the rings. */
+static ssize_t init_reply(int fd, struct iovec *iov, int count,
+			  struct mfs_fuse *d)
+{
+	bool uring = d->uring_want && (cur.init_flags &
+				       ((uint64_t)OVER_IO_URING_FLAGS2 << 32));
+	struct fuse_init_out init;
+	struct iovec v[2];
+	size_t payload;
+	ssize_t res;
+	int rc;
+
+	cur.opcode = 0;
+	if (!d->killpriv_v2 && !uring)
+		return writev(fd, iov, count);
+	if (!copy_init(iov, count, v, &init)) {
+		d->killpriv_v2 = false;
+		mfs_log(MFS_LOG_WARNING, "init: unexpected reply layout, "
+			"handle_killpriv_v2 and io_uring stay off");
+		return writev(fd, iov, count);
+	}
+	if (d->killpriv_v2)
+		init.flags |= FUSE_HANDLE_KILLPRIV_V2;
+	if (uring) {
+		payload = ring_payload(&init, v[1].iov_len);
+		rc = payload ? mfs_uring_prepare(d, payload) : -EPROTO;
+		if (rc == 0) {
+			init.flags2 |= OVER_IO_URING_FLAGS2;
+		} else {
+			mfs_log(MFS_LOG_WARNING, "init: cannot set up io_uring "
+				"(%s): requests go through /dev/fuse",
+				strerror(-rc));
+			uring = false;
+		}
+	}
+	res = writev(fd, v, 2);
+	if (uring)
+		mfs_uring_go(d, res >= 0);
+	return res;
+}
+
 static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 {
 	struct mfs_fuse *d = userdata;
+	long res;
 
-	if (cur.opcode == FUSE_INIT && d->killpriv_v2) {
-		struct fuse_init_out init;
-		struct iovec v[2];
-
-		cur.opcode = 0; /* the one reply to INIT */
-		if (patch_init(iov, count, v, &init))
-			return writev(fd, v, 2);
-		d->killpriv_v2 = false;
-		mfs_log(MFS_LOG_WARNING, "init: unexpected reply layout, "
-			"handle_killpriv_v2 stays off");
-	}
+	if (cur.opcode == FUSE_INIT)
+		return init_reply(fd, iov, count, d);
+	if (mfs_uring_reply(iov, count, &res))
+		return res;
 	return writev(fd, iov, count);
+}
+
+void mfs_fuse_io_note(const void *buf, size_t len)
+{
+	note_request(buf, (ssize_t)len);
 }
 
 int mfs_fuse_hook_io(struct fuse_session *se, struct mfs_fuse *d)

@@ -11,6 +11,7 @@
 #define MFS_FUSE_OPS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct mfs_fs;
@@ -42,6 +43,10 @@ struct mfs_fuse {
 	/* -o spin=US: fuse_io.c polls this long for the next request
 	 * before sleeping (single-threaded loop only; 0: never). */
 	unsigned spin_us;
+	/* Serve requests over io_uring when the kernel offers it (not
+	 * -o no_uring); uring is set once the rings are up (fuse_uring.c). */
+	bool uring_want;
+	struct mfs_uring *uring;
 };
 
 /* The operations table, for fuse_session_new(); the session's user data
@@ -57,5 +62,28 @@ bool mfs_fuse_io_offered_killpriv_v2(void);
  * WRITE or OPEN of nodeid) for killing setuid/setgid? */
 enum mfs_raw_op { MFS_RAW_WRITE, MFS_RAW_OPEN };
 bool mfs_fuse_io_kill(enum mfs_raw_op op, uint64_t nodeid);
+
+/* fuse_io.c, for fuse_uring.c: note a request this thread is about to
+ * hand to libfuse, as the read hook does for /dev/fuse. */
+void mfs_fuse_io_note(const void *buf, size_t len);
+
+/*
+ * fuse_uring.c: FUSE over io_uring. FUSE_OVER_IO_URING is bit 41 of the
+ * INIT flags, i.e. this bit of flags2 (protocol 7.42; newer than Debian
+ * 12's linux/fuse.h).
+ */
+#define OVER_IO_URING_FLAGS2 (1u << (41 - 32))
+struct iovec;
+/* While the INIT reply is held: start one thread and ring per CPU whose
+ * payload buffers hold payload bytes. 0 (d->uring is set) or -errno. */
+int mfs_uring_prepare(struct mfs_fuse *d, size_t payload);
+/* After the INIT reply was written (init_sent) or failed: let the rings
+ * register with the kernel, or take them down. */
+void mfs_uring_go(struct mfs_fuse *d, bool init_sent);
+/* In writev: if this is the reply to the ring request this thread serves,
+ * store it in the ring entry, set *res and return true. */
+bool mfs_uring_reply(const struct iovec *iov, int count, long *res);
+/* After unmount: stop and join the ring threads. */
+void mfs_uring_stop(struct mfs_fuse *d);
 
 #endif

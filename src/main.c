@@ -85,6 +85,7 @@ struct options {
 	unsigned spin_us;       /* poll for requests this long before sleeping */
 	bool foreground, debug, help, version;
 	bool ro, sync, discard;
+	bool no_uring;          /* -o no_uring: stay on /dev/fuse */
 	bool have_fsname, have_subtype;
 	bool bad;               /* an error was printed */
 };
@@ -93,7 +94,7 @@ enum {
 	KEY_HELP, KEY_VERSION, KEY_FOREGROUND, KEY_DEBUG, KEY_SINGLE,
 	KEY_COMMIT, KEY_RO, KEY_RW, KEY_SYNC, KEY_ASYNC, KEY_FSNAME,
 	KEY_SUBTYPE, KEY_DROP, KEY_BDI_RATIO, KEY_DISCARD, KEY_NODISCARD,
-	KEY_THREADS, KEY_SPIN,
+	KEY_THREADS, KEY_SPIN, KEY_URING, KEY_NO_URING,
 };
 
 static const struct fuse_opt opt_spec[] = {
@@ -109,6 +110,8 @@ static const struct fuse_opt opt_spec[] = {
 	FUSE_OPT_KEY("bdi_max_ratio=", KEY_BDI_RATIO),
 	FUSE_OPT_KEY("threads=", KEY_THREADS),
 	FUSE_OPT_KEY("spin=", KEY_SPIN),
+	FUSE_OPT_KEY("uring", KEY_URING),
+	FUSE_OPT_KEY("no_uring", KEY_NO_URING),
 	FUSE_OPT_KEY("ro", KEY_RO),
 	FUSE_OPT_KEY("-r", KEY_RO),
 	FUSE_OPT_KEY("rw", KEY_RW),
@@ -186,6 +189,10 @@ static void usage(FILE *f)
 "       threads=N       serve requests with up to N threads (default 1)\n"
 "       spin=US         with one thread, poll for the next request for US\n"
 "                       microseconds before sleeping (default %u; 0: never)\n"
+"       uring, no_uring serve requests over io_uring, one queue per CPU,\n"
+"                       when the kernel offers it (default: uring; the\n"
+"                       kernel offers it when the fuse module's parameter\n"
+"                       enable_uring is Y) / only through /dev/fuse\n"
 "       allow_other     let other users access the mount\n"
 "       fsname=NAME     source shown in /proc/mounts (default: IMAGE)\n"
 "       and libfuse's: allow_root, auto_unmount, max_read=N, max_write=N,\n"
@@ -284,6 +291,12 @@ static int opt_proc(void *data, const char *arg, int key,
 			o->bad = true;
 			return -1;
 		}
+		return 0;
+	case KEY_URING:
+		o->no_uring = false;
+		return 0;
+	case KEY_NO_URING:
+		o->no_uring = true;
 		return 0;
 	case KEY_COMMIT:
 		if (parse_commit(arg + strlen("commit="), &o->commit)) {
@@ -968,6 +981,7 @@ int main(int argc, char *argv[])
 	}
 	release_held();
 	d.sync = o.sync;
+	d.uring_want = !o.no_uring;
 
 	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||
 	    (!o.have_subtype && fuse_opt_add_arg(&args, "-osubtype=mmapfs")) ||
@@ -1066,6 +1080,8 @@ out_stop:
 	stopper_stop(&stopper);
 out_unmount:
 	fuse_session_unmount(se);
+	/* After the unmount: the kernel has given the rings' entries back. */
+	mfs_uring_stop(&d);
 out_destroy:
 	fuse_session_destroy(se);
 out_close:

@@ -135,11 +135,14 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	 * when a request comes, which on a machine whose idle CPUs halt (a
 	 * VM without halt polling: this one) means waking a CPU for every
 	 * request: creates and stats ran 3x faster with 50 us of polling.
-	 * Only while requests keep coming does it cost CPU.
+	 * Only while requests keep coming does it cost CPU. Read atomically:
+	 * fuse_uring.c turns it off and on from other threads.
 	 */
-	if (d->spin_us) {
+	unsigned spin_us = __atomic_load_n(&d->spin_us, __ATOMIC_RELAXED);
+
+	if (spin_us) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
-		uint64_t end = mono_ns() + (uint64_t)d->spin_us * 1000u;
+		uint64_t end = mono_ns() + (uint64_t)spin_us * 1000u;
 
 		while (poll(&p, 1, 0) == 0 && mono_ns() < end)
 			;
@@ -186,6 +189,7 @@ static bool copy_init(const struct iovec *iov, int count, struct iovec *out,
 static size_t ring_payload(const struct fuse_init_out *init, size_t len)
 {
 	size_t pages = 32, n = 8192; /* FUSE_DEFAULT_MAX_PAGES_PER_REQ */
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
 	if (len < offsetof(struct fuse_init_out, flags2) +
 		  sizeof(init->flags2) || !(init->flags & FUSE_INIT_EXT))
@@ -194,8 +198,8 @@ static size_t ring_payload(const struct fuse_init_out *init, size_t len)
 		pages = init->max_pages;
 	if (init->max_write > n)
 		n = init->max_write;
-	if (pages * 4096 > n)
-		n = pages * 4096;
+	if (pages * page > n)
+		n = pages * page;
 	return n;
 }
 

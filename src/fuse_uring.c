@@ -11,7 +11,8 @@
  * 1.5-2x faster (docs/performance.md). Since Linux 6.14 the kernel can
  * instead hand requests over io_uring, to one queue per CPU: the request
  * of a program on CPU n goes to queue n, served here by a thread pinned to
- * CPU n, and the reply wakes the program on its own CPU.
+ * CPU n. With the thread polling its ring for a while after each reply
+ * (-o spin), program and thread stay on their CPUs (see spin()).
  *
  * The kernel offers it (FUSE_OVER_IO_URING in FUSE_INIT) only when the
  * fuse module's enable_uring parameter is on (a root-only system setting,
@@ -35,29 +36,40 @@
  *   fuse_session_process_buf(), and catches the reply in fuse_io.c's
  *   writev (mfs_uring_reply: the reply whose unique is this thread's
  *   request goes into the entry, anything else, e.g. a notification, to
- *   /dev/fuse). Then COMMIT_AND_FETCH returns the reply and re-arms the
- *   entry in one system call.
+ *   /dev/fuse). It submits COMMIT_AND_FETCH right there, which returns
+ *   the reply and re-arms the entry in one system call, so what a handler
+ *   does after replying delays nobody, as with writev.
  * - FORGET, INTERRUPT and notifications stay on /dev/fuse, so the session
  *   loop keeps running beside the rings.
  * - At unmount the kernel completes every armed entry with ENOTCONN;
  *   mfs_uring_stop() wakes each thread through an eventfd read armed on its
- *   ring, joins it, and the ring's exit cancels whatever is left.
+ *   ring, joins it, and the ring's exit cancels whatever is left. The
+ *   rings use their own duplicate of /dev/fuse: libfuse closes the
+ *   session's descriptor when it unmounts.
+ * - Once the kernel uses the rings there is no way back to /dev/fuse, and
+ *   a queue without entries would leave its CPU's programs waiting: a
+ *   failed commit re-registers its entry, and a ring that keeps failing
+ *   unmounts the file system (SIGTERM, as main.c handles it). A failed
+ *   REGISTER is different: the kernel then goes back to /dev/fuse itself,
+ *   and the session loop polls again.
  *
- * Every handler replies before it returns (fuse_ops.c), which this file
- * relies on: a request left without a reply is answered EIO here, since
- * its entry would otherwise never come back.
+ * Every handler replies before it returns and touches nothing of its
+ * request after the reply (fuse_ops.c), which this file relies on: a
+ * request left without a reply is answered EIO here, since its entry
+ * would otherwise never come back.
  */
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -106,10 +118,12 @@ _Static_assert(sizeof(struct uring_cmd_req) == 24, "kernel ABI");
 #define STOP_TAG ((uint64_t)ENTRIES)
 
 struct ent {
+	struct queue *q;
 	struct uring_req_header *hdr;
 	char *payload;
 	struct iovec iov[2];    /* what REGISTER hands the kernel */
 	uint64_t unique;        /* of the request being served */
+	unsigned cmd;           /* the last command queued for it */
 	bool replied;
 };
 
@@ -125,12 +139,15 @@ struct queue {
 	char *mem;
 	size_t mem_len;
 	unsigned long served;   /* requests (read after the join) */
+	unsigned errors;        /* failed commands in a row */
 	struct ent ents[ENTRIES];
 };
 
 struct mfs_uring {
 	struct mfs_fuse *d;
-	int fd;                 /* the session's /dev/fuse descriptor */
+	/* A duplicate of the session's /dev/fuse descriptor: libfuse
+	 * closes its own at unmount, before the rings are down. */
+	int fd;
 	size_t payload;         /* bytes per payload buffer */
 	unsigned spin_us;       /* -o spin: poll this long before sleeping */
 	unsigned nq;
@@ -140,6 +157,7 @@ struct mfs_uring {
 	unsigned set_up;        /* queues done with their set-up */
 	int err;                /* the first set-up error, -errno */
 	int go;                 /* 0: wait, 1: register, -1: give up */
+	bool fell_back;         /* a REGISTER failed: /dev/fuse serves */
 };
 
 /* The entry whose request this thread is serving, for mfs_uring_reply. */
@@ -166,9 +184,10 @@ static void prep_cmd(struct queue *q, struct ent *e, unsigned cmd)
 	req = (struct uring_cmd_req *)sqe->cmd;
 	req->commit_id = cmd == URING_CMD_REGISTER ? 0 : e->unique;
 	req->qid = (uint16_t)q->qid;
+	e->cmd = cmd;
 }
 
-/* Answer the entry's request with an error (no payload). */
+/* Put an error reply (no payload) in the entry. */
 static void reply_err(struct ent *e, int err)
 {
 	struct fuse_out_header oh = {
@@ -177,7 +196,26 @@ static void reply_err(struct ent *e, int err)
 
 	memcpy(e->hdr->in_out, &oh, sizeof(oh));
 	e->hdr->ent.payload_sz = 0;
+}
+
+/*
+ * Hand the reply in e to the kernel now, as writev on /dev/fuse would:
+ * what a handler does after replying (write-behind, dropping read pages)
+ * must not delay the program. The kernel may put the next request into e
+ * during the submission; handlers touch nothing of their request after
+ * the reply (fuse_ops.c), and the next request's completion is seen by
+ * queue_loop. A failed submission leaves the SQE queued for the next one.
+ */
+static void commit(struct ent *e)
+{
+	int rc;
+
 	e->replied = true;
+	prep_cmd(e->q, e, URING_CMD_COMMIT_AND_FETCH);
+	rc = io_uring_submit(&e->q->ring);
+	if (rc < 0)
+		mfs_log(MFS_LOG_WARNING, "io_uring: queue %u: %s (retrying)",
+			e->q->qid, strerror(-rc));
 }
 
 bool mfs_uring_reply(const struct iovec *iov, int count, long *res)
@@ -198,6 +236,7 @@ bool mfs_uring_reply(const struct iovec *iov, int count, long *res)
 		mfs_log(MFS_LOG_ERR, "io_uring: a reply of %zu bytes does not "
 			"fit the ring's %zu", n, e->iov[1].iov_len);
 		reply_err(e, EIO);
+		commit(e);
 		*res = (long)(sizeof(oh) + n);
 		return true;
 	}
@@ -209,7 +248,7 @@ bool mfs_uring_reply(const struct iovec *iov, int count, long *res)
 	}
 	memcpy(e->hdr->in_out, &oh, sizeof(oh));
 	e->hdr->ent.payload_sz = (uint32_t)n;
-	e->replied = true;
+	commit(e);
 	*res = (long)(sizeof(oh) + n);
 	return true;
 }
@@ -233,6 +272,7 @@ static void serve(struct queue *q, struct ent *e)
 		mfs_log(MFS_LOG_ERR, "io_uring: malformed request (opcode %u, "
 			"len %u, payload %u)", in.opcode, in.len, psz);
 		reply_err(e, EIO);
+		commit(e);
 		return;
 	}
 	op_sz = in.len - sizeof(in) - psz;
@@ -248,6 +288,7 @@ static void serve(struct queue *q, struct ent *e)
 		mfs_log(MFS_LOG_ERR, "io_uring: request %u got no reply",
 			in.opcode);
 		reply_err(e, EIO);
+		commit(e);
 	}
 	q->served++;
 }
@@ -278,6 +319,7 @@ static int queue_setup(struct queue *q)
 	for (i = 0; i < ENTRIES; i++) {
 		struct ent *e = &q->ents[i];
 
+		e->q = q;
 		e->hdr = (struct uring_req_header *)(q->mem + i * per);
 		e->payload = q->mem + i * per + HEAD_AREA;
 		e->iov[0] = (struct iovec){ e->hdr, sizeof(*e->hdr) };
@@ -348,9 +390,49 @@ static void spin(struct queue *q)
 	} while (mono_ns() < end);
 }
 
+/*
+ * Something is wrong with the rings while the mount lives: programs on
+ * this CPU would wait forever. Unmount as SIGTERM does (main.c's signal
+ * thread), so they get ENOTCONN and the image is closed cleanly.
+ */
+static void give_up(struct queue *q, int err)
+{
+	mfs_log(MFS_LOG_ERR, "io_uring: queue %u: %s; unmounting", q->qid,
+		strerror(err));
+	kill(getpid(), SIGTERM);
+}
+
+/* A command of e failed with err (not a teardown). */
+static bool cmd_failed(struct queue *q, struct ent *e, int err)
+{
+	struct mfs_uring *u = q->u;
+
+	if (e->cmd == URING_CMD_REGISTER) {
+		/* The kernel serves through /dev/fuse again. */
+		if (!__atomic_exchange_n(&u->fell_back, true,
+					 __ATOMIC_RELAXED)) {
+			__atomic_store_n(&u->d->spin_us, u->spin_us,
+					 __ATOMIC_RELAXED);
+			mfs_log(MFS_LOG_WARNING, "io_uring: cannot register "
+				"with the kernel (%s): requests go through "
+				"/dev/fuse", strerror(err));
+		}
+		return false;
+	}
+	/* A lost reply (the request was interrupted or timed out, say):
+	 * give the kernel the entry back. */
+	mfs_log(MFS_LOG_WARNING, "io_uring: queue %u: commit: %s", q->qid,
+		strerror(err));
+	if (++q->errors > 2 * ENTRIES) {
+		give_up(q, err);
+		return true;
+	}
+	prep_cmd(q, e, URING_CMD_REGISTER);
+	return false;
+}
+
 static void queue_loop(struct queue *q)
 {
-
 	bool stop = false;
 	unsigned i;
 
@@ -364,10 +446,12 @@ static void queue_loop(struct queue *q)
 
 		spin(q);
 		rc = io_uring_submit_and_wait(&q->ring, 1);
-
+		if (rc == -EAGAIN || rc == -EBUSY || rc == -ENOMEM) {
+			usleep(1000);
+			continue;
+		}
 		if (rc < 0 && rc != -EINTR) {
-			mfs_log(MFS_LOG_ERR, "io_uring: queue %u: %s", q->qid,
-				strerror(-rc));
+			give_up(q, -rc);
 			break;
 		}
 		io_uring_for_each_cqe(&q->ring, head, cqe) {
@@ -381,22 +465,20 @@ static void queue_loop(struct queue *q)
 			if (cqe->user_data >= ENTRIES)
 				continue;
 			e = &q->ents[cqe->user_data];
+			if (cqe->res == -ENOTCONN || cqe->res == -ECANCELED ||
+			    cqe->res == -ENODEV)
+				continue;   /* unmounted: the entry is done */
 			if (cqe->res < 0) {
-				/* ENOTCONN: unmounted; the kernel falls
-				 * back to /dev/fuse if a REGISTER fails. */
-				if (cqe->res != -ENOTCONN &&
-				    cqe->res != -ECANCELED &&
-				    cqe->res != -ENODEV)
-					mfs_log(MFS_LOG_WARNING, "io_uring: "
-						"queue %u: %s", q->qid,
-						strerror(-cqe->res));
+				stop |= cmd_failed(q, e, -cqe->res);
 				continue;
 			}
+			q->errors = 0;
 			serve(q, e);
-			prep_cmd(q, e, URING_CMD_COMMIT_AND_FETCH);
 		}
 		io_uring_cq_advance(&q->ring, seen);
 	}
+	/* Replies queued in the last round (an entry's EIO). */
+	io_uring_submit(&q->ring);
 }
 
 static void *queue_thread(void *arg)
@@ -469,12 +551,44 @@ static void uring_free(struct mfs_uring *u)
 			pthread_join(u->q[i].thread, NULL);
 		queue_free(&u->q[i]);
 	}
-	if (u->go > 0)
+	if (u->go > 0 && !u->fell_back)
 		log_served(u);
+	if (u->fd >= 0)
+		close(u->fd);
 	pthread_cond_destroy(&u->cond);
 	pthread_mutex_destroy(&u->lock);
 	free(u->q);
 	free(u);
+}
+
+/*
+ * The kernel's number of queues: num_possible_cpus(), which is the count
+ * of CPUs in /sys/devices/system/cpu/possible ("0-3,8-11"). If fewer
+ * queues registered, the kernel would hold back every request forever,
+ * so without the file there are no rings. 0 if it cannot be read.
+ */
+static unsigned possible_cpus(void)
+{
+	FILE *f = fopen("/sys/devices/system/cpu/possible", "re");
+	unsigned a, b, n = 0;
+	char sep;
+
+	if (!f)
+		return 0;
+	while (fscanf(f, "%u", &a) == 1) {
+		b = a;
+		sep = (char)fgetc(f);
+		if (sep == '-') {
+			if (fscanf(f, "%u", &b) != 1 || b < a)
+				break;
+			sep = (char)fgetc(f);
+		}
+		n += b - a + 1;
+		if (sep != ',')
+			break;
+	}
+	fclose(f);
+	return n;
 }
 
 int mfs_uring_prepare(struct mfs_fuse *d, size_t payload)
@@ -490,18 +604,23 @@ int mfs_uring_prepare(struct mfs_fuse *d, size_t payload)
 	if (!u)
 		return -ENOMEM;
 	u->d = d;
-	u->fd = fuse_session_fd(d->se);
 	u->payload = (payload + (size_t)page - 1) & ~((size_t)page - 1);
-	/* The kernel makes one queue per possible CPU and expects each to
-	 * have an entry before it uses any. */
-	u->nq = (unsigned)get_nprocs_conf();
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->cond, NULL);
-	u->q = calloc(u->nq, sizeof(*u->q));
-	if (!u->q) {
+	/* The kernel makes one queue per possible CPU and expects each to
+	 * have an entry before it uses any. */
+	u->nq = possible_cpus();
+	u->fd = fcntl(fuse_session_fd(d->se), F_DUPFD_CLOEXEC, 0);
+	if (u->fd < 0)
+		rc = -errno;
+	else if (!u->nq)
+		rc = -ENODEV;
+	else if (!(u->q = calloc(u->nq, sizeof(*u->q))))
+		rc = -ENOMEM;
+	if (rc) {
 		u->nq = 0;
 		uring_free(u);
-		return -ENOMEM;
+		return rc;
 	}
 	for (i = 0; i < u->nq; i++) {
 		u->q[i] = (struct queue){ .u = u, .qid = i, .efd = -1 };
@@ -541,7 +660,7 @@ void mfs_uring_go(struct mfs_fuse *d, bool init_sent)
 	/* The session loop now sees only FORGETs and INTERRUPTs: polling
 	 * for them would take a CPU from the rings' threads. */
 	u->spin_us = d->spin_us;
-	d->spin_us = 0;
+	__atomic_store_n(&d->spin_us, 0, __ATOMIC_RELAXED);
 	mfs_log(MFS_LOG_INFO, "serving requests over io_uring: %u queues of "
 		"%u entries", u->nq, ENTRIES);
 	go(u, 1);

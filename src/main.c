@@ -1080,7 +1080,9 @@ out_stop:
 	stopper_stop(&stopper);
 out_unmount:
 	fuse_session_unmount(se);
-	/* After the unmount: the kernel has given the rings' entries back. */
+	/* After the unmount, before the session's descriptor is gone for
+	 * good: closing the rings drops their hold on /dev/fuse, which ends
+	 * a lazily detached connection too. */
 	mfs_uring_stop(&d);
 out_destroy:
 	fuse_session_destroy(se);

@@ -18,6 +18,10 @@
 # 3. kill -9 of the daemon while a program uses the rings: the program
 #    gets an error, nothing hangs, the dead mount can be unmounted, and
 #    the image passes fsck.
+# 4. SIGTERM while a program keeps a file open and reads it: the mount is
+#    busy, so the daemon detaches it lazily (libfuse closes its /dev/fuse
+#    descriptor while the rings still serve); it must exit 0 within 10 s
+#    with no ring errors logged, and the image must pass fsck.
 set -u
 . "$(dirname "$0")/mount_lib.sh"
 
@@ -127,6 +131,11 @@ mount_fs
 stat "$MNT" > /dev/null || fail "stat of the mount"   # after INIT
 grep -q "serving requests over io_uring" "$T/daemon.log" ||
 	fail "the daemon does not serve over io_uring"
+# one queue per possible CPU, as the kernel counts them
+possible=$(tr ',' '\n' < /sys/devices/system/cpu/possible |
+	awk -F- '{ n += (NF == 2 ? $2 - $1 + 1 : 1) } END { print n }')
+grep -q "io_uring: $possible queues" "$T/daemon.log" ||
+	fail "want $possible queues (/sys/devices/system/cpu/possible)"
 for ((c = 0; c < CPUS; c++)); do
 	workload "$c"
 done
@@ -168,5 +177,33 @@ timeout 10 stat "$MNT" >/dev/null 2>&1 && fail "the dead mount still answers"
 umount "$MNT" 2>/dev/null || umount -l "$MNT" || fail "cannot unmount the dead mount"
 "$FSCK" -fn "$T/img" > "$T/fsck.log" 2>&1 ||
 	{ cat "$T/fsck.log"; fail "fsck after kill -9"; }
+
+echo "4. SIGTERM with a busy mount"
+mount_fs
+echo data > "$MNT/held"
+( exec 3< "$MNT/held"
+  while cat "$MNT/held" > /dev/null 2>&1; do :; done
+  exec 3<&- ) &
+HOLDER=$!
+sleep 1
+kill -TERM "$PID"
+for _ in $(seq 100); do
+	kill -0 "$PID" 2>/dev/null || break
+	sleep 0.1
+done
+if kill -0 "$PID" 2>/dev/null; then
+	kill -KILL "$HOLDER" 2>/dev/null
+	fail "the daemon still runs 10 s after SIGTERM"
+fi
+wait "$PID"
+rc=$?
+PID=""
+kill -KILL "$HOLDER" 2>/dev/null
+wait "$HOLDER" 2>/dev/null
+[ "$rc" -eq 0 ] || fail "daemon exit status $rc after SIGTERM"
+! grep -q "io_uring: queue" "$T/daemon.log" || fail "ring errors logged"
+mnt_mounted "$MNT" && { umount "$MNT" 2>/dev/null || umount -l "$MNT"; }
+"$FSCK" -fn "$T/img" > "$T/fsck.log" 2>&1 ||
+	{ cat "$T/fsck.log"; fail "fsck after SIGTERM"; }
 
 echo "PASS"

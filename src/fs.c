@@ -1588,10 +1588,12 @@ int mfs_read(struct mfs_fs *fs, uint64_t ino, uint64_t off, size_t len,
 #define DROP_LAG (16ull << 20)
 #define DROP_STEP (1ull << 20)
 #define DROP_SPAN (3ull << 20)
-/* How far a read may start before the end of the last one and still be
- * taken for the next read of the stream: the kernel sends readahead reads
- * concurrently, so they may arrive a little out of order. */
-#define STREAM_SLACK (2ull << 20)
+/* How far a request of a stream may start past its end, or end before
+ * it, and still count as the stream's: the kernel sends readahead reads
+ * and writeback writes several at a time, and over io_uring each CPU's
+ * queue serves its own concurrently (4 entries of up to 1 MiB each on
+ * 2 CPUs), so they complete out of order. */
+#define STREAM_SLACK (8ull << 20)
 
 /* Most runs of contiguous blocks dropped per call (fragmented files). */
 #define IMG_RUNS 16
@@ -1601,10 +1603,28 @@ struct img_runs {
 	uint64_t off[IMG_RUNS], len[IMG_RUNS];
 };
 
+/*
+ * Add a run, joined to one it touches in the image: pieces of a file
+ * written out of order (writeback served by several io_uring queues) lie
+ * in the image in another order than in the file, and a large folio
+ * spanning two pieces is only dropped by a range covering it whole.
+ */
 static int add_img_run(void *arg, uint64_t img_off, uint64_t bytes)
 {
 	struct img_runs *r = arg;
+	unsigned i;
 
+	for (i = 0; i < r->n; i++) {
+		if (r->off[i] + r->len[i] == img_off) {
+			r->len[i] += bytes;
+			return 0;
+		}
+		if (img_off + bytes == r->off[i]) {
+			r->off[i] = img_off;
+			r->len[i] += bytes;
+			return 0;
+		}
+	}
 	r->off[r->n] = img_off;
 	r->len[r->n] = bytes;
 	return ++r->n == IMG_RUNS;
@@ -1615,28 +1635,90 @@ static uint64_t sub0(uint64_t a, uint64_t b)
 	return a > b ? a - b : 0;
 }
 
+/* Slots a file's streams may take: several, since over io_uring each
+ * CPU's queue serves the requests issued on its CPU, and the kernel
+ * writes back several ranges of a file at once from different CPUs (a
+ * 1 GiB sequential write showed up to 6 concurrent streams 50-150 MiB
+ * apart; with one slot per file the daemon kept 370 MiB of image pages
+ * instead of 26 MiB, with 8 it keeps 90 MiB). */
+#define STREAM_WAYS 8
+
+/*
+ * Find the stream of ino in table tab that the request [off, end)
+ * continues and move it to end: true if that advanced it, with the end
+ * it had in *last. A request near several of ino's streams continues the
+ * one it moves least (a finished stream at the end of the file must not
+ * swallow the next pass over the file); one that only ends behind its
+ * streams (completed late) leaves them as they are; one far from all of
+ * them begins a new stream, in a slot of another file if there is one
+ * among ino's ways. Threads serving the same stream race only in the
+ * compare-and-swap: each step is taken once. A lost race elsewhere costs
+ * a drop, never data.
+ */
+static bool stream_advance(struct stream *tab, uint64_t ino, uint64_t off,
+			   uint64_t end, uint64_t *last)
+{
+	size_t h = (size_t)((ino * 0x9e3779b97f4a7c15ull) >> 58), k;
+	struct stream *st, *best = NULL, *spare = NULL, *oldest = NULL;
+	uint64_t e, best_e = 0, oldest_e = UINT64_MAX;
+	bool near = false;
+
+	for (k = 0; k < STREAM_WAYS; k++) {
+		st = &tab[(h + k) % STREAM_SLOTS];
+		if (atomic_load_explicit(&st->ino, memory_order_relaxed) != ino) {
+			if (!spare)
+				spare = st;
+			continue;
+		}
+		e = atomic_load_explicit(&st->end, memory_order_relaxed);
+		if (e < oldest_e) {
+			oldest = st;
+			oldest_e = e;
+		}
+		if (off > e + STREAM_SLACK || end + STREAM_SLACK < e)
+			continue;
+		near = true;
+		if (e < end && (!best || e > best_e)) {
+			best = st;
+			best_e = e;
+		}
+	}
+	if (!best) {
+		if (near)
+			return false;
+		/* Another file's slot, else this file's least advanced. */
+		st = spare ? spare : oldest;
+		atomic_store_explicit(&st->ino, ino, memory_order_relaxed);
+		atomic_store_explicit(&st->end, end, memory_order_relaxed);
+		return false;
+	}
+	e = best_e;
+	do {
+		if (end <= e)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&best->end, &e, end,
+							memory_order_relaxed,
+							memory_order_relaxed));
+	*last = e;
+	return true;
+}
+
 void mfs_read_cached(struct mfs_fs *fs, uint64_t ino, uint64_t off,
 		     size_t len)
 {
-	struct stream *st = &fs->streams[(ino * 0x9e3779b97f4a7c15ull) >> 58];
 	uint64_t end = off + len, last, mark, from, to;
 	struct img_runs d = { 0 };
 	struct mfs_inode in;
 	unsigned i;
-	bool seq;
 
-	if (len == 0 || end < off)
+	if (len == 0 || end < off ||
+	    !stream_advance(fs->streams, ino, off, end, &last))
 		return;
-	last = atomic_load_explicit(&st->end, memory_order_relaxed);
-	seq = atomic_load_explicit(&st->ino, memory_order_relaxed) == ino &&
-	      last <= end && last + STREAM_SLACK >= off;
-	atomic_store_explicit(&st->ino, ino, memory_order_relaxed);
-	atomic_store_explicit(&st->end, end, memory_order_relaxed);
-	if (!seq)
-		return;
-	/* The step boundary the stream's lagging point crossed, if any. */
+	/* The step boundaries the stream's lagging point crossed, if any
+	 * (several when out-of-order requests moved it a long way). */
 	mark = sub0(end, DROP_LAG) / DROP_STEP * DROP_STEP;
-	from = sub0(mark, DROP_SPAN);
+	from = sub0(sub0(last, DROP_LAG) / DROP_STEP * DROP_STEP + DROP_STEP,
+		    DROP_SPAN);
 	to = mark > sub0(last, DROP_LAG) ? mark : 0;
 
 	rdlock(fs);
@@ -1682,34 +1764,29 @@ static void data_runs(struct mfs_fs *fs, uint64_t ino, uint64_t from,
 void mfs_write_behind(struct mfs_fs *fs, uint64_t ino, uint64_t off,
 		      size_t len)
 {
-	struct stream *st = &fs->wstreams[(ino * 0x9e3779b97f4a7c15ull) >> 58];
-	uint64_t end = off + len, last, mark;
+	uint64_t end = off + len, last, mark, prev;
 	struct img_runs d;
 	unsigned i;
 
-	if (len == 0 || end < off)
+	if (len == 0 || end < off ||
+	    !stream_advance(fs->wstreams, ino, off, end, &last))
 		return;
-	last = atomic_load_explicit(&st->end, memory_order_relaxed);
-	if (atomic_load_explicit(&st->ino, memory_order_relaxed) != ino ||
-	    last > end || last + STREAM_SLACK < off) {
-		atomic_store_explicit(&st->ino, ino, memory_order_relaxed);
-		atomic_store_explicit(&st->end, end, memory_order_relaxed);
-		return;
-	}
-	atomic_store_explicit(&st->end, end, memory_order_relaxed);
+	/* The steps the stream's lagging point crossed: one as a rule,
+	 * several when out-of-order requests moved it a long way. */
 	mark = sub0(end, WB_START_LAG) / WB_STEP * WB_STEP;
-	if (mark <= sub0(last, WB_START_LAG) || mark < WB_STEP)
+	prev = sub0(last, WB_START_LAG) / WB_STEP * WB_STEP;
+	if (mark <= prev)
 		return;
 	/* Outside the lock, as in mfs_read_cached: harmless if the blocks
 	 * are freed and reused meanwhile. */
-	data_runs(fs, ino, mark - WB_STEP, mark, &d);
+	data_runs(fs, ino, prev, mark, &d);
 	for (i = 0; i < d.n; i++)
 		mfs_image_writeback(fs->v->img, d.off[i], d.len[i], false);
 	mark = sub0(mark, WB_DROP_LAG - WB_START_LAG);
-	if (mark < WB_STEP)
+	prev = sub0(prev, WB_DROP_LAG - WB_START_LAG);
+	if (mark <= prev)
 		return;
-	data_runs(fs, ino, sub0(mark, WB_STEP + DROP_SPAN - DROP_STEP), mark,
-		  &d);
+	data_runs(fs, ino, sub0(prev, DROP_SPAN - DROP_STEP), mark, &d);
 	for (i = 0; i < d.n; i++) {
 		mfs_image_writeback(fs->v->img, d.off[i], d.len[i], true);
 		mfs_image_drop(fs->v->img, d.off[i], d.len[i]);

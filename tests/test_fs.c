@@ -3245,8 +3245,23 @@ static void skip_if_undroppable(struct fx *fx)
 /* Read [0, size) of ino in chunks of step bytes, in order or from the end
  * backwards, each followed by mfs_read_cached as the FUSE glue does;
  * checks the data (pattern seed). */
+/* The order of a stream's requests: from the start, from the end, or
+ * from the start in groups of 8 each served last-first, as requests
+ * served concurrently (over io_uring, one queue per CPU) may complete. */
+enum order { FORWARD, BACKWARD, SHUFFLED };
+
+static uint64_t nth_off(size_t i, size_t n, size_t step, enum order o)
+{
+	if (o == BACKWARD)
+		return (n - 1 - i) * step;
+	/* a last, short group goes in order */
+	if (o == SHUFFLED && i / 8 * 8 + 8 <= n)
+		return (i / 8 * 8 + 7 - i % 8) * step;
+	return i * step;
+}
+
 static void read_handed_over(struct mfs_fs *fs, uint64_t ino, size_t size,
-			     size_t step, bool backwards, unsigned seed)
+			     size_t step, enum order o, unsigned seed)
 {
 	unsigned char *want = malloc(size), *got = malloc(step);
 	size_t i, n = size / step;
@@ -3255,7 +3270,7 @@ static void read_handed_over(struct mfs_fs *fs, uint64_t ino, size_t size,
 	assert_non_null(got);
 	fill_pattern(want, size, seed);
 	for (i = 0; i < n; i++) {
-		uint64_t off = (backwards ? n - 1 - i : i) * step;
+		uint64_t off = nth_off(i, n, step, o);
 
 		assert_int_equal(read_all(fs, ino, off, step, got), step);
 		if (memcmp(got, want + off, step) != 0)
@@ -3297,7 +3312,7 @@ static void test_read_cached_drops(void **state)
 	assert_int_equal(mfs_fs_sync(fs), 0);
 
 	/* Backwards: no stream, nothing dropped. */
-	read_handed_over(fs, g, small, 128u << 10, true, 8);
+	read_handed_over(fs, g, small, 128u << 10, BACKWARD, 8);
 	image_residency(fs, g, 0, small, &res, &all);
 	assert_int_equal(all, small >> 12);
 	assert_int_equal(res, all);
@@ -3305,7 +3320,7 @@ static void test_read_cached_drops(void **state)
 	/* A stream of 128 KiB reads: dropped behind it and at the end of
 	 * the file. Folios that hold other blocks too (the tree's, next to
 	 * the file's first and last blocks) may stay. */
-	read_handed_over(fs, f, big, 128u << 10, false, 7);
+	read_handed_over(fs, f, big, 128u << 10, FORWARD, 7);
 	res = all = 0;
 	image_residency(fs, f, 0, big, &res, &all);
 	assert_int_equal(all, big >> 12);
@@ -3313,15 +3328,23 @@ static void test_read_cached_drops(void **state)
 	if (res > (4u << 20) >> 12)
 		fail_msg("%zu of %zu pages still in memory", res, all);
 	/* Read again (from the image file now), the same data. */
-	read_handed_over(fs, f, big, 1u << 20, false, 7);
+	read_handed_over(fs, f, big, 1u << 20, FORWARD, 7);
+	/* Served out of order (io_uring's queues): dropped all the same,
+	 * but for the late pieces of the last group. */
+	read_handed_over(fs, f, big, 1u << 20, SHUFFLED, 7);
+	res = all = 0;
+	image_residency(fs, f, 0, big, &res, &all);
+	print_message("after an out-of-order read: %zu of %zu pages in memory\n",
+		      res, all);
+	if (res > (16u << 20) >> 12)
+		fail_msg("%zu of %zu pages still in memory", res, all);
 	free(w);
 }
 
-/* Write [0, size) of ino (pattern seed) in chunks of step bytes, in
- * order or from the end backwards, each followed by mfs_write_behind as
- * the FUSE glue does. */
+/* Write [0, size) of ino (pattern seed) in chunks of step bytes, in order
+ * o, each followed by mfs_write_behind as the FUSE glue does. */
 static void write_handed_over(struct mfs_fs *fs, uint64_t ino, size_t size,
-			      size_t step, bool backwards, unsigned seed)
+			      size_t step, enum order o, unsigned seed)
 {
 	unsigned char *w = malloc(size);
 	size_t i, n = size / step;
@@ -3329,7 +3352,7 @@ static void write_handed_over(struct mfs_fs *fs, uint64_t ino, size_t size,
 	assert_non_null(w);
 	fill_pattern(w, size, seed);
 	for (i = 0; i < n; i++) {
-		uint64_t off = (backwards ? n - 1 - i : i) * step;
+		uint64_t off = nth_off(i, n, step, o);
 
 		write_ok(fs, &ROOT, ino, off, w + off, step);
 		mfs_write_behind(fs, ino, off, step);
@@ -3349,7 +3372,7 @@ static void test_write_behind_drops(void **state)
 	const size_t big = 48u << 20, small = 8u << 20;
 	size_t res = 0, all = 0;
 	struct mfs_attr a;
-	uint64_t f, g;
+	uint64_t f, g, h;
 
 	NEED_DATA(fs);
 	skip_if_undroppable(fx);
@@ -3357,14 +3380,16 @@ static void test_write_behind_drops(void **state)
 	f = a.ino;
 	assert_int_equal(mfs_create(fs, &ROOT, MFS_ROOT, "g", 0644, O_RDWR, &a), 0);
 	g = a.ino;
+	assert_int_equal(mfs_create(fs, &ROOT, MFS_ROOT, "h", 0644, O_RDWR, &a), 0);
+	h = a.ino;
 
-	write_handed_over(fs, g, small, 1u << 20, true, 8);
+	write_handed_over(fs, g, small, 1u << 20, BACKWARD, 8);
 	image_residency(fs, g, 0, small, &res, &all);
 	assert_int_equal(all, small >> 12);
 	assert_int_equal(res, all);
 
 	/* 16 MiB behind the end stays (and the folios at the edges). */
-	write_handed_over(fs, f, big, 1u << 20, false, 7);
+	write_handed_over(fs, f, big, 1u << 20, FORWARD, 7);
 	res = all = 0;
 	image_residency(fs, f, 0, big, &res, &all);
 	assert_int_equal(all, big >> 12);
@@ -3372,15 +3397,28 @@ static void test_write_behind_drops(void **state)
 		      res, all);
 	if (res > (24u << 20) >> 12)
 		fail_msg("%zu of %zu pages still in memory", res, all);
-	read_handed_over(fs, f, big, 1u << 20, false, 7);
-	read_handed_over(fs, g, small, 1u << 20, false, 8);
+	/* Out of order, as io_uring's queues complete writeback: the same,
+	 * but for the late pieces of the last group. */
+	write_handed_over(fs, h, big, 1u << 20, SHUFFLED, 9);
+	res = all = 0;
+	image_residency(fs, h, 0, big, &res, &all);
+	print_message("after an out-of-order write: %zu of %zu pages in "
+		      "memory\n", res, all);
+	if (res > (32u << 20) >> 12)
+		fail_msg("%zu of %zu pages still in memory", res, all);
+	read_handed_over(fs, f, big, 1u << 20, FORWARD, 7);
+	read_handed_over(fs, g, small, 1u << 20, FORWARD, 8);
+	read_handed_over(fs, h, big, 1u << 20, FORWARD, 9);
 	mfs_release(fs, f);
 	mfs_release(fs, g);
+	mfs_release(fs, h);
 	mfs_forget(fs, f, 1);
 	mfs_forget(fs, g, 1);
+	mfs_forget(fs, h, 1);
 	reopen_check(fx);
-	read_handed_over(fx->fs, f, big, 1u << 20, false, 7);
-	read_handed_over(fx->fs, g, small, 1u << 20, false, 8);
+	read_handed_over(fx->fs, f, big, 1u << 20, FORWARD, 7);
+	read_handed_over(fx->fs, g, small, 1u << 20, FORWARD, 8);
+	read_handed_over(fx->fs, h, big, 1u << 20, FORWARD, 9);
 }
 
 static void test_data_efbig(void **state)

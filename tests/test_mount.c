@@ -160,7 +160,16 @@ static int start_daemon_flag(const char *opts, const char *flag)
 	for (i = 0; i < 1000; i++) {
 		if (is_mounted(type, sizeof(type)) &&
 		    strcmp(type, "fuse.mmapfs") == 0) {
+			struct stat st;
+
 			M.pid = pid;
+			/* The mount shows before the daemon has answered
+			 * FUSE_INIT; a stat waits for that, and so for what
+			 * the daemon logs in init (test_write_no_getxattr
+			 * looked too early once under ASan). */
+			if (stat(M.mnt, &st) != 0)
+				fprintf(stderr, "stat %s: %s\n", M.mnt,
+					strerror(errno));
 			return 0;
 		}
 		if (waitpid(pid, &status, WNOHANG) == pid) {

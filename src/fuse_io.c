@@ -34,6 +34,10 @@
  *   the flags of the INIT reply when init decided to (the kernel offered
  *   it). If the reply is not laid out as expected it leaves it alone and
  *   turns the feature off again before the kernel can see the reply.
+ * - The same two hooks carry FUSE over io_uring (fuse_uring.c): the INIT
+ *   reply also gains FUSE_OVER_IO_URING once the rings are ready, a ring
+ *   thread notes its request as read would (mfs_fuse_io_note), and writev
+ *   hands the reply to a ring request to its ring (mfs_uring_reply).
  *
  * Splice reads would bypass the read hook, so init switches
  * FUSE_CAP_SPLICE_READ off with this on (without a write_buf operation it

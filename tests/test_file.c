@@ -457,6 +457,54 @@ static void test_out_of_order_extents(void **state)
 	free(a);
 }
 
+/*
+ * Two streams of one file far apart, as the kernel writes a large file
+ * back from two CPUs at once (seen: pieces 260 MiB apart), and a file whose
+ * first piece to arrive is not its first: each stream's blocks go where the
+ * file, contiguous, would have them, so the two streams do not take turns
+ * in the same place (a 1 GiB file became 478 interleaved runs).
+ */
+static void test_far_streams(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_vol *v = fx_format(fx, 2048 * MiB);
+	const uint64_t far = 600 * MiB;
+	struct mfs_inode in, late;
+	struct xt x[8];
+	uint8_t *a = malloc(MiB);
+	size_t n;
+
+	/* Pieces 1..3 before piece 0: the file is still one run. */
+	new_inode(&late, INO + 1);
+	for (unsigned i = 0; i < 4; i++) {
+		fill(a, MiB);
+		wr(v, &late, (uint64_t)((i + 1) % 4) * MiB, a, MiB);
+	}
+	n = count_extents(v, INO + 1);
+	print_message("piece 0 last: %zu extent(s)\n", n);
+	assert_int_equal(n, 1);
+
+	new_inode(&in, INO);
+	fill(a, MiB);
+	wr(v, &in, 0, a, MiB);
+	for (unsigned i = 1; i < 8; i++) {
+		fill(a, MiB);
+		wr(v, &in, far + (uint64_t)i * MiB, a, MiB);
+		fill(a, MiB);
+		wr(v, &in, (uint64_t)i * MiB, a, MiB);
+	}
+	n = extents(v, INO, x, 8);
+	print_message("two streams 600 MiB apart: %zu extent(s)\n", n);
+	assert_int_equal(n, 2);
+	/* The far stream sits where the contiguous file would have it. */
+	assert_int_equal(x[1].block - x[0].block, (far + MiB) / MFS_BLOCK_SIZE);
+
+	check_inode_blocks(v, &in);
+	check_inode_blocks(v, &late);
+	check_accounting(v);
+	free(a);
+}
+
 /* Overwrites of committed data go in place: same disk blocks. */
 static void test_overwrite_in_place(void **state)
 {
@@ -1676,6 +1724,7 @@ int main(void)
 		T(test_read_iovecs),
 		T(test_sequential_extents),
 		T(test_out_of_order_extents),
+		T(test_far_streams),
 		T(test_overwrite_in_place),
 		T(test_stale_block_zeroed),
 		T(test_truncate),

@@ -13,7 +13,7 @@
 #     . "$(dirname "$0")/mount_lib.sh"
 #
 # Environment read: TMPDIR, MMAPFS_TEST_NS, MMAPFS_TEST_KEEP. Shell
-# variables set: T, MNT_POINTS. Names starting with mnt_ and _mnt_ are
+# variables set: T, MNT_POINTS, MNT_PID. Names starting with mnt_ and _mnt_ are
 # the library's.
 #
 # Functions:
@@ -41,6 +41,14 @@
 #
 #   mnt_mounted DIR
 #     True if DIR is a mount point in this namespace.
+#
+#   mnt_daemon DIR LOG CMD [ARG...]
+#     Runs CMD ARG... (a daemon that mounts on DIR and stays in the
+#     foreground) in the background with its stderr in LOG, sets MNT_PID
+#     to its process id, and waits up to 10 s for DIR to become a mount
+#     point: returns 0 once it is, 1 if the daemon exits first or the
+#     time runs out. The daemon is a job of the calling shell (wait works
+#     on it); stopping it is the caller's (test_stop).
 #
 # Variables and functions the test provides:
 #
@@ -95,6 +103,19 @@ mnt_setup() {
 
 mnt_mounted() {
 	awk -v d="$1" '$5 == d { f = 1 } END { exit !f }' /proc/self/mountinfo
+}
+
+mnt_daemon() {
+	local dir=$1 log=$2
+	shift 2
+	"$@" 2>"$log" &
+	MNT_PID=$!
+	for _ in $(seq 100); do
+		mnt_mounted "$dir" && return 0
+		kill -0 "$MNT_PID" 2>/dev/null || return 1
+		sleep 0.1
+	done
+	return 1
 }
 
 # Mount points under $T in this namespace, deepest first.

@@ -41,14 +41,10 @@ die() {
 }
 
 mount_fs() {
-	"$MMAPFS" -f "$T/img" "$MNT" 2>"$T/daemon.log" &
-	PID=$!
-	for _ in $(seq 100); do
-		grep -qF " $MNT " /proc/mounts && return 0
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	die "mmapfs did not mount"
+	mnt_daemon "$MNT" "$T/daemon.log" "$MMAPFS" -f "$T/img" "$MNT"
+	local rc=$?
+	PID=$MNT_PID
+	[ "$rc" -eq 0 ] || die "mmapfs did not mount"
 }
 
 # writer ID ROUND: files w<ID>.<n> in the mount; each fsync'd version is

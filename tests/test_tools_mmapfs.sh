@@ -37,15 +37,10 @@ die() {
 }
 
 mount_fs() {
-	"$MMAPFS" -f "$T/img" "$MNT" 2>"$T/daemon.log" &
-	PID=$!
-	for _ in $(seq 100); do
-		grep -qF " $MNT " /proc/mounts && return 0
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	cat "$T/daemon.log"
-	die "mmapfs did not mount"
+	mnt_daemon "$MNT" "$T/daemon.log" "$MMAPFS" -f "$T/img" "$MNT"
+	local rc=$?
+	PID=$MNT_PID
+	[ "$rc" -eq 0 ] || { cat "$T/daemon.log"; die "mmapfs did not mount"; }
 }
 
 umount_fs() {

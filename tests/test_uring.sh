@@ -56,14 +56,10 @@ fail() {
 }
 
 mount_fs() {
-	"$MMAPFS" -f "$@" "$T/img" "$MNT" 2>"$T/daemon.log" &
-	PID=$!
-	for _ in $(seq 100); do
-		grep -qF " $MNT " /proc/mounts && return 0
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	fail "mmapfs did not mount"
+	mnt_daemon "$MNT" "$T/daemon.log" "$MMAPFS" -f "$@" "$T/img" "$MNT"
+	local rc=$?
+	PID=$MNT_PID
+	[ "$rc" -eq 0 ] || fail "mmapfs did not mount"
 }
 
 # Unmount and wait for the daemon: it must exit 0.
@@ -80,7 +76,7 @@ unmount_fs() {
 
 # workload CPU: everything a session does, from one CPU.
 workload() {
-	local cpu=$1 d="$MNT/cpu$1" i sum
+	local cpu=$1 d="$MNT/cpu$1" sum
 	taskset -c "$cpu" bash -c '
 		set -e
 		d=$1; t=$2

@@ -43,6 +43,9 @@ struct mfs_fuse {
 	/* -o spin=US: fuse_io.c polls this long for the next request
 	 * before sleeping (single-threaded loop only; 0: never). */
 	unsigned spin_us;
+	/* -o spin=US for the io_uring queue threads, whatever the number of
+	 * session threads: each CPU's thread polls only its own ring. */
+	unsigned ring_spin_us;
 	/* Serve requests over io_uring when the kernel offers it (not
 	 * -o no_uring); uring is set once the rings are up (fuse_uring.c). */
 	bool uring_want;

@@ -150,6 +150,7 @@ struct mfs_uring {
 	int fd;
 	size_t payload;         /* bytes per payload buffer */
 	unsigned spin_us;       /* -o spin: poll this long before sleeping */
+	unsigned loop_spin_us;  /* the session loop's, while the rings serve */
 	unsigned nq;
 	struct queue *q;
 	pthread_mutex_t lock;
@@ -411,7 +412,7 @@ static bool cmd_failed(struct queue *q, struct ent *e, int err)
 		/* The kernel serves through /dev/fuse again. */
 		if (!__atomic_exchange_n(&u->fell_back, true,
 					 __ATOMIC_RELAXED)) {
-			__atomic_store_n(&u->d->spin_us, u->spin_us,
+			__atomic_store_n(&u->d->spin_us, u->loop_spin_us,
 					 __ATOMIC_RELAXED);
 			mfs_log(MFS_LOG_WARNING, "io_uring: cannot register "
 				"with the kernel (%s): requests go through "
@@ -659,10 +660,12 @@ void mfs_uring_go(struct mfs_fuse *d, bool init_sent)
 	}
 	/* The session loop now sees only FORGETs and INTERRUPTs: polling
 	 * for them would take a CPU from the rings' threads. */
-	u->spin_us = d->spin_us;
+	u->spin_us = d->ring_spin_us;
+	u->loop_spin_us = d->spin_us;
 	__atomic_store_n(&d->spin_us, 0, __ATOMIC_RELAXED);
 	mfs_log(MFS_LOG_INFO, "serving requests over io_uring: %u queues of "
-		"%u entries", u->nq, ENTRIES);
+		"%u entries, polling %u us after each reply", u->nq, ENTRIES,
+		u->spin_us);
 	go(u, 1);
 }
 

@@ -1053,6 +1053,7 @@ int main(int argc, char *argv[])
 	 * cold sequential reads and fio's 4 KiB random reads and writes
 	 * with 4 jobs no slower (within the noise).
 	 */
+	d.ring_spin_us = o.spin_us;
 	if (o.threads <= 1) {
 		/* Several spinning threads would burn a CPU each. */
 		d.spin_us = o.spin_us;

@@ -15,6 +15,8 @@
 #    the daemon reports requests served by every CPU's queue, exits 0, and
 #    fsck finds the image clean.
 # 2. -o no_uring with enable_uring=Y: no rings, the same workload works.
+#    With -o threads=2 (session loop threads, which do not poll) the
+#    queue threads still poll their rings for -o spin's time.
 # 3. kill -9 of the daemon while a program uses the rings: the program
 #    gets an error, nothing hangs, the dead mount can be unmounted, and
 #    the image passes fsck.
@@ -132,6 +134,8 @@ possible=$(tr ',' '\n' < /sys/devices/system/cpu/possible |
 	awk -F- '{ n += (NF == 2 ? $2 - $1 + 1 : 1) } END { print n }')
 grep -q "io_uring: $possible queues" "$T/daemon.log" ||
 	fail "want $possible queues (/sys/devices/system/cpu/possible)"
+grep -q "polling 50 us after each reply" "$T/daemon.log" ||
+	fail "the queue threads do not poll 50 us (-o spin's default)"
 for ((c = 0; c < CPUS; c++)); do
 	workload "$c"
 done
@@ -149,6 +153,14 @@ echo "2. -o no_uring"
 mount_fs -o no_uring
 stat "$MNT" > /dev/null || fail "stat of the mount"
 ! grep -q "io_uring" "$T/daemon.log" || fail "-o no_uring used io_uring"
+workload 0
+unmount_fs
+
+echo "2b. -o threads=2: the queue threads poll all the same"
+mount_fs -o threads=2,spin=30
+stat "$MNT" > /dev/null || fail "stat of the mount"
+grep -q "polling 30 us after each reply" "$T/daemon.log" ||
+	fail "-o threads=2,spin=30: the queue threads do not poll 30 us"
 workload 0
 unmount_fs
 

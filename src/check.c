@@ -819,7 +819,8 @@ static int check_image(const char *path, const struct mfs_check_opts *o,
 	log_verbose = o->flags & MFS_CHECK_VERBOSE;
 	open_error = res->error;
 	mfs_log_set_sink(log_sink);
-	rc = mfs_vol_open(path, MFS_VOL_FSCK | (repair ? 0 : MFS_VOL_RDONLY), &v);
+	rc = mfs_vol_open(path, MFS_VOL_FSCK | MFS_VOL_WAIT |
+			  (repair ? 0 : MFS_VOL_RDONLY), &v);
 	open_error = NULL;
 	if (rc)
 		return rc;

@@ -531,6 +531,8 @@ int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out)
 		vflags |= MFS_VOL_DEFER;
 	if (flags & MFS_FS_DISCARD)
 		vflags |= MFS_VOL_DISCARD;
+	if (flags & MFS_FS_WAIT)
+		vflags |= MFS_VOL_WAIT;
 	rc = mfs_vol_open(image, vflags, &fs->v);
 	if (rc) {
 		free(fs);

@@ -29,11 +29,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -148,21 +150,100 @@ out_close:
 	return err;
 }
 
-/* flock without blocking. Returns 0, -EBUSY (with a log line) or -errno. */
-static int lock_image(int fd, const char *path, bool shared)
+/* How long opening an image waits for a lock whose holder has no mount
+ * of it (see lock_image), and how often it looks again. */
+#define LOCK_WAIT_MS 30000u
+#define LOCK_POLL_MS 10u
+
+/* Undo the octal escapes (\040 for a space) of a /proc mountinfo field. */
+static void unescape_field(char *s)
 {
+	char *d = s;
+
+	while (*s) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
+		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
+			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 4;
+		} else {
+			*d++ = *s++;
+		}
+	}
+	*d = '\0';
+}
+
+/*
+ * Whether a FUSE file system whose source is abs (an absolute path) is
+ * mounted in this mount namespace: the daemon names its mount after the
+ * image's absolute path (-o fsname). True too when the table cannot be
+ * read, so that the caller does not wait for nothing.
+ */
+static bool fuse_mount_of(const char *abs)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL, *sep, *fstype, *source, *save;
+	size_t cap = 0;
+	bool found = false;
+
+	if (!f)
+		return true;
+	while (!found && getline(&line, &cap, f) > 0) {
+		/* "... - FSTYPE SOURCE OPTIONS" */
+		sep = strstr(line, " - ");
+		if (!sep)
+			continue;
+		fstype = strtok_r(sep + 3, " \n", &save);
+		source = fstype ? strtok_r(NULL, " \n", &save) : NULL;
+		if (!source || strncmp(fstype, "fuse", 4) != 0)
+			continue;
+		unescape_field(source);
+		found = strcmp(source, abs) == 0;
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/*
+ * flock without blocking: 0, -EBUSY (with a log line) or -errno. With
+ * wait, a lock held by a process that has no mount of the image is waited
+ * for, up to LOCK_WAIT_MS: after umount(8) returns, the daemon that served
+ * the mount still commits and closes the image, and a mount or a check
+ * started right then (`umount /mnt && fsck.mmapfs img`, as scripts do)
+ * found it locked, every time. A mounted image is refused at once.
+ */
+static int lock_image(int fd, const char *path, bool shared, bool wait)
+{
+	char *abs = NULL;
+	unsigned waited = 0;
+	int rc = 0;
+
 	while (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
 		if (errno == EINTR)
 			continue;
-		if (errno == EWOULDBLOCK) {
+		if (errno != EWOULDBLOCK) {
+			rc = -errno;
+			break;
+		}
+		if (wait && !abs)
+			abs = realpath(path, NULL);
+		if (!abs || waited >= LOCK_WAIT_MS || fuse_mount_of(abs)) {
 			mfs_log(MFS_LOG_ERR,
 				"%s: in use by another process (mounted or being checked)",
 				path);
-			return -EBUSY;
+			rc = -EBUSY;
+			break;
 		}
-		return -errno;
+		nanosleep(&(struct timespec){ .tv_nsec = LOCK_POLL_MS * 1000000L },
+			  NULL);
+		waited += LOCK_POLL_MS;
 	}
-	return 0;
+	if (!rc && waited)
+		mfs_log(MFS_LOG_INFO, "%s: waited %u ms for another process "
+			"to let go of it", path, waited);
+	free(abs);
+	return rc;
 }
 
 /* Address space to reserve for an image of size bytes (see file header). */
@@ -297,7 +378,8 @@ int mfs_image_open(const char *path, unsigned flags, struct mfs_image **out)
 		goto out_free;
 	img->fd = err;
 	if (!(flags & MFS_IMAGE_NOLOCK)) {
-		err = lock_image(img->fd, path, rdonly);
+		err = lock_image(img->fd, path, rdonly,
+				 flags & MFS_IMAGE_WAIT);
 		if (err)
 			goto out_close;
 	}
@@ -406,7 +488,7 @@ int mfs_image_create(const char *path, uint64_t size, bool force, bool prealloc,
 	if (err < 0)
 		goto out_free;
 	img->fd = err;
-	err = lock_image(img->fd, path, false);
+	err = lock_image(img->fd, path, false, false);
 	if (err)
 		goto out_close;
 	img->size = size;

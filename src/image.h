@@ -24,6 +24,9 @@
 
 #define MFS_IMAGE_RDONLY 0x1u   /* O_RDONLY, PROT_READ; shared lock */
 #define MFS_IMAGE_NOLOCK 0x2u   /* take no lock (tests that open copies) */
+/* A lock held by a process with no FUSE mount of the image (a daemon
+ * still closing it after umount) is waited for, up to 30 s. */
+#define MFS_IMAGE_WAIT 0x4u
 
 /* Largest image we accept: 2^34 blocks = 64 TiB. */
 #define MFS_IMAGE_MAX_BYTES (1ULL << 46)

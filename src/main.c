@@ -971,8 +971,8 @@ int main(int argc, char *argv[])
 	mfs_log_set_sink(hold_sink);
 	/* Deferred: nothing is written to the image until the kernel has
 	 * accepted the mount (a refused option must leave it untouched). */
-	rc = mfs_fs_open(o.image, o.ro ? MFS_FS_RDONLY :
-			 MFS_FS_DEFER | (o.discard ? MFS_FS_DISCARD : 0), &d.fs);
+	rc = mfs_fs_open(o.image, MFS_FS_WAIT | (o.ro ? MFS_FS_RDONLY :
+			 MFS_FS_DEFER | (o.discard ? MFS_FS_DISCARD : 0)), &d.fs);
 	mfs_log_set_sink(NULL);
 	if (rc) {
 		print_open_error(o.image, rc);

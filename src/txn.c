@@ -620,6 +620,8 @@ int mfs_vol_open(const char *path, unsigned flags, struct mfs_vol **out)
 		iflags |= MFS_IMAGE_RDONLY;
 	if (flags & MFS_VOL_NOLOCK)
 		iflags |= MFS_IMAGE_NOLOCK;
+	if (flags & MFS_VOL_WAIT)
+		iflags |= MFS_IMAGE_WAIT;
 	rc = mfs_image_open(path, iflags, &v->img);
 	if (rc)
 		goto fail;

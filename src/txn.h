@@ -55,6 +55,8 @@ int mfs_format(const char *path, const struct mfs_format_opts *opts);
  * file when they become reusable (invariant (2) in txn.c: no slot can
  * reference them then), giving the host its space back. */
 #define MFS_VOL_DISCARD 0x10u
+/* MFS_IMAGE_WAIT: wait for a lock held by a daemon closing the image. */
+#define MFS_VOL_WAIT 0x20u
 #define MFS_DISCARD_MIN 16u
 
 /* Open a volume: read both superblock slots, take the valid one with the

@@ -19,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -247,6 +249,48 @@ static void test_create_prealloc(void **state)
 }
 
 /* ---- locking ----------------------------------------------------------- */
+
+/*
+ * MFS_IMAGE_WAIT: a lock held by a process that has no mount of the image
+ * (here a child holding flock for 300 ms, as a daemon closing the image
+ * after umount does) is waited for; without the flag the open fails at
+ * once.
+ */
+static void test_lock_wait(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_image *img = NULL;
+	int ready[2], status;
+	char c;
+	pid_t pid;
+
+	assert_int_equal(mfs_image_create(fx->path, 1 * MiB, false, false, &fx->img[0]), 0);
+	mfs_image_close(fx->img[0]);
+	fx->img[0] = NULL;
+	assert_int_equal(pipe(ready), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(fx->path, O_RDWR);
+
+		if (fd < 0 || flock(fd, LOCK_EX) != 0)
+			_exit(1);
+		if (write(ready[1], "x", 1) != 1)
+			_exit(1);
+		usleep(300 * 1000);
+		_exit(0);
+	}
+	close(ready[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+
+	assert_int_equal(mfs_image_open(fx->path, 0, &img), -EBUSY);
+	logbuf[0] = '\0';
+	assert_int_equal(mfs_image_open(fx->path, MFS_IMAGE_WAIT, &fx->img[0]), 0);
+	assert_non_null(strstr(logbuf, "for another process to let go of it"));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
 
 static void test_lock_conflicts(void **state)
 {
@@ -930,6 +974,7 @@ int main(void)
 		T(test_rdonly_maps_read_only),
 		T(test_create_prealloc),
 		T(test_lock_conflicts),
+		T(test_lock_wait),
 		T(test_create_existing_needs_force),
 		T(test_create_force_on_locked_image),
 		T(test_create_refuses_non_regular),

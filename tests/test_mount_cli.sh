@@ -186,6 +186,23 @@ IMAGE_IN_USE=1 refuse "rw while ro-mounted" 1 "in use" -- "$IMG" "$M2"
 umount "$M1" || fail "umount failed"
 wait_for unlocked "$IMG" || fail "daemon still holds the image"
 
+# ---- umount, then at once mount again, and check ----
+# umount(8) returns while the daemon still commits and closes the image;
+# the next mmapfs or fsck.mmapfs found it locked ("in use") every time,
+# and now waits for it, since no mount of the image is left.
+for i in 1 2 3; do
+	begin "umount, then at once mount and fsck ($i)"
+	"$MMAPFS" "$IMG" "$M1" 2>"$T/err" || fail "mount failed: $(cat "$T/err")"
+	echo "$i" >"$M1/again" || fail "write failed"
+	umount "$M1" || fail "umount failed"
+	"$MMAPFS" "$IMG" "$M1" 2>"$T/err" ||
+		fail "mount right after umount failed: $(cat "$T/err")"
+	[ "$(cat "$M1/again" 2>/dev/null)" = "$i" ] || fail "data of the last mount missing"
+	umount "$M1" || fail "umount failed"
+	"$FSCK" -fn "$IMG" >"$T/fsck.out" 2>&1 ||
+		fail "fsck right after umount: status $? ($(tail -2 "$T/fsck.out"))"
+done
+
 # ---- startup errors: one line, exit status, image untouched ----
 echo "not a directory" >"$T/file"
 head -c $((1024 * 1024)) /dev/zero >"$T/zero.img"

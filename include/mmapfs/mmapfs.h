@@ -48,6 +48,10 @@ struct mfs_fs;
 /* Give the host back the space of freed blocks (punch holes in the image
  * file) once no superblock slot can reference them any more. */
 #define MFS_FS_DISCARD 0x8u
+/* When the image is locked by a process that has no mount of it (a
+ * daemon still closing it right after umount), wait for it, up to 30 s,
+ * instead of failing with -EBUSY at once. */
+#define MFS_FS_WAIT 0x10u
 
 /* Open an image: mfs_vol_open, then (unless MFS_FS_DEFER) mark it in use
  * and reclaim orphans left by a crash. */

@@ -155,8 +155,7 @@ out_close:
 #define LOCK_WAIT_MS 30000u
 #define LOCK_POLL_MS 10u
 
-/* Undo the octal escapes (\040 for a space) of a /proc mountinfo field. */
-static void unescape_field(char *s)
+void mfs_image_unescape_mountinfo(char *s)
 {
 	char *d = s;
 
@@ -197,7 +196,7 @@ static bool fuse_mount_of(const char *abs)
 		source = fstype ? strtok_r(NULL, " \n", &save) : NULL;
 		if (!source || strncmp(fstype, "fuse", 4) != 0)
 			continue;
-		unescape_field(source);
+		mfs_image_unescape_mountinfo(source);
 		found = strcmp(source, abs) == 0;
 	}
 	free(line);

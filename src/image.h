@@ -61,6 +61,9 @@ struct mfs_image {
  * lock, returns -EBUSY. Returns 0 and *out, or -errno.
  */
 int mfs_image_open(const char *path, unsigned flags, struct mfs_image **out);
+/* Undo the octal escapes of a /proc/self/mountinfo field (\040 for a
+ * space) in place; also for the daemon, which finds its mount there. */
+void mfs_image_unescape_mountinfo(char *s);
 
 /*
  * Create (or, with force, truncate an existing regular file to) an image of

@@ -53,6 +53,7 @@
 #include <fuse_lowlevel.h>
 
 #include "fuse_ops.h"
+#include "image.h"
 #include "log.h"
 #include "mmapfs/mmapfs.h"
 
@@ -818,24 +819,6 @@ static int add_opt_escaped(struct fuse_args *args, const char *name,
 #define PR_SET_IO_FLUSHER 57
 #endif
 
-/* Undo mountinfo's octal escapes (\040 for a space, ...) in place. */
-static void unescape_mountinfo(char *s)
-{
-	char *d = s;
-
-	while (*s) {
-		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' &&
-		    s[2] >= '0' && s[2] <= '7' && s[3] >= '0' && s[3] <= '7') {
-			*d++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
-				      (s[3] - '0'));
-			s += 4;
-		} else {
-			*d++ = *s++;
-		}
-	}
-	*d = '\0';
-}
-
 /* The device number "MAJ:MIN" of the last mount on mnt, from
  * /proc/self/mountinfo (a stat of the mount point would ask the daemon,
  * whose loop has not started). Returns 0 or -1. */
@@ -850,7 +833,7 @@ static int mount_dev(const char *mnt, char *dev, size_t len)
 	while (fgets(line, sizeof(line), f)) {
 		if (sscanf(line, "%*s %*s %63s %*s %4096s", d, mp) != 2)
 			continue;
-		unescape_mountinfo(mp);
+		mfs_image_unescape_mountinfo(mp);
 		if (strcmp(mp, mnt) == 0) {
 			snprintf(dev, len, "%s", d);
 			found = true;

@@ -250,6 +250,20 @@ static void test_create_prealloc(void **state)
 
 /* ---- locking ----------------------------------------------------------- */
 
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void test_unescape_mountinfo(void **state)
+{
+	char a[] = "/var/tmp/my\\040disk\\011x\\134y.img";
+	char b[] = "\\9\\04\\400end\\";
+
+	(void)state;
+	mfs_image_unescape_mountinfo(a);
+	assert_string_equal(a, "/var/tmp/my disk\tx\\y.img");
+	/* Not escapes: left as they are. */
+	mfs_image_unescape_mountinfo(b);
+	assert_string_equal(b, "\\9\\04\\400end\\");
+}
+
 /*
  * MFS_IMAGE_WAIT: a lock held by a process that has no mount of the image
  * (here a child holding flock for 300 ms, as a daemon closing the image
@@ -973,6 +987,7 @@ int main(void)
 		T(test_create_open_roundtrip),
 		T(test_rdonly_maps_read_only),
 		T(test_create_prealloc),
+		T(test_unescape_mountinfo),
 		T(test_lock_conflicts),
 		T(test_lock_wait),
 		T(test_create_existing_needs_force),

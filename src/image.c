@@ -151,9 +151,26 @@ out_close:
 }
 
 /* How long opening an image waits for a lock whose holder has no mount
- * of it (see lock_image), and how often it looks again. */
+ * of it (see lock_image), unless MMAPFS_LOCK_WAIT_MS says otherwise, and
+ * how often it looks again. */
 #define LOCK_WAIT_MS 30000u
+#define LOCK_WAIT_MAX_MS 3600000u
 #define LOCK_POLL_MS 10u
+
+static unsigned lock_wait_ms(void)
+{
+	const char *s = getenv("MMAPFS_LOCK_WAIT_MS");
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s)
+		return LOCK_WAIT_MS;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v > LOCK_WAIT_MAX_MS)
+		return LOCK_WAIT_MS;
+	return (unsigned)v;
+}
 
 void mfs_image_unescape_mountinfo(char *s)
 {
@@ -207,7 +224,7 @@ static bool fuse_mount_of(const char *abs)
 /*
  * flock without blocking: 0, -EBUSY (with a log line) or -errno. With
  * wait, a lock held by a process that has no mount of the image is waited
- * for, up to LOCK_WAIT_MS: after umount(8) returns, the daemon that served
+ * for, up to lock_wait_ms(): after umount(8) returns, the daemon that served
  * the mount still commits and closes the image, and a mount or a check
  * started right then (`umount /mnt && fsck.mmapfs img`, as scripts do)
  * found it locked, every time. A mounted image is refused at once.
@@ -215,7 +232,7 @@ static bool fuse_mount_of(const char *abs)
 static int lock_image(int fd, const char *path, bool shared, bool wait)
 {
 	char *abs = NULL;
-	unsigned waited = 0;
+	unsigned waited = 0, limit = wait ? lock_wait_ms() : 0;
 	int rc = 0;
 
 	while (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
@@ -227,7 +244,7 @@ static int lock_image(int fd, const char *path, bool shared, bool wait)
 		}
 		if (wait && !abs)
 			abs = realpath(path, NULL);
-		if (!abs || waited >= LOCK_WAIT_MS || fuse_mount_of(abs)) {
+		if (!abs || waited >= limit || fuse_mount_of(abs)) {
 			mfs_log(MFS_LOG_ERR,
 				"%s: in use by another process (mounted or being checked)",
 				path);

@@ -264,46 +264,73 @@ static void test_unescape_mountinfo(void **state)
 	assert_string_equal(b, "\\9\\04\\400end\\");
 }
 
-/*
- * MFS_IMAGE_WAIT: a lock held by a process that has no mount of the image
- * (here a child holding flock for 300 ms, as a daemon closing the image
- * after umount does) is waited for; without the flag the open fails at
- * once.
- */
-static void test_lock_wait(void **state)
+/* A child that holds an exclusive flock on path for ms milliseconds;
+ * returns once the lock is taken. */
+static pid_t hold_lock(const char *path, unsigned ms)
 {
-	struct fx *fx = *state;
-	struct mfs_image *img = NULL;
-	int ready[2], status;
-	char c;
+	int ready[2];
 	pid_t pid;
+	char c;
 
-	assert_int_equal(mfs_image_create(fx->path, 1 * MiB, false, false, &fx->img[0]), 0);
-	mfs_image_close(fx->img[0]);
-	fx->img[0] = NULL;
 	assert_int_equal(pipe(ready), 0);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		int fd = open(fx->path, O_RDWR);
+		int fd = open(path, O_RDWR);
 
 		if (fd < 0 || flock(fd, LOCK_EX) != 0)
 			_exit(1);
 		if (write(ready[1], "x", 1) != 1)
 			_exit(1);
-		usleep(300 * 1000);
+		usleep(ms * 1000);
 		_exit(0);
 	}
 	close(ready[1]);
 	assert_int_equal(read(ready[0], &c, 1), 1);
 	close(ready[0]);
+	return pid;
+}
 
+static void reap(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/*
+ * MFS_IMAGE_WAIT: a lock held by a process that has no mount of the image
+ * (a child holding flock, as a daemon closing the image after umount does)
+ * is waited for, as long as MMAPFS_LOCK_WAIT_MS allows; without the flag
+ * the open fails at once.
+ */
+static void test_lock_wait(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_image *img = NULL;
+	pid_t pid;
+
+	assert_int_equal(mfs_image_create(fx->path, 1 * MiB, false, false, &fx->img[0]), 0);
+	mfs_image_close(fx->img[0]);
+	fx->img[0] = NULL;
+
+	pid = hold_lock(fx->path, 300);
 	assert_int_equal(mfs_image_open(fx->path, 0, &img), -EBUSY);
 	logbuf[0] = '\0';
 	assert_int_equal(mfs_image_open(fx->path, MFS_IMAGE_WAIT, &fx->img[0]), 0);
 	assert_non_null(strstr(logbuf, "for another process to let go of it"));
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	reap(pid);
+	mfs_image_close(fx->img[0]);
+	fx->img[0] = NULL;
+
+	/* Held for 2 s: a 50 ms limit gives up, the default waits it out. */
+	pid = hold_lock(fx->path, 2000);
+	setenv("MMAPFS_LOCK_WAIT_MS", "50", 1);
+	assert_int_equal(mfs_image_open(fx->path, MFS_IMAGE_WAIT, &img), -EBUSY);
+	unsetenv("MMAPFS_LOCK_WAIT_MS");
+	assert_int_equal(mfs_image_open(fx->path, MFS_IMAGE_WAIT, &fx->img[0]), 0);
+	reap(pid);
 }
 
 static void test_lock_conflicts(void **state)

@@ -44,6 +44,12 @@ daemon=$(find_prog mmapfs)
 if grep -qF " $mnt " /proc/mounts; then
 	step "unmount the previous demo at $mnt"
 	fusermount3 -u "$mnt" || umount "$mnt"
+	# The daemon commits and closes the image after the unmount returns;
+	# mkfs -F, unlike mmapfs and fsck.mmapfs, does not wait for it.
+	for _ in $(seq 300); do
+		flock -n -x "$img" true 2>/dev/null && break
+		sleep 0.1
+	done
 fi
 
 step "format a 1 GiB demo image (sparse), filled from contrib/: $img"

@@ -172,6 +172,16 @@ static unsigned lock_wait_ms(void)
 	return (unsigned)v;
 }
 
+/* CLOCK_MONOTONIC in milliseconds: the wait is measured, not counted in
+ * polls (each poll also reads the mount table). */
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 void mfs_image_unescape_mountinfo(char *s)
 {
 	char *d = s;
@@ -232,7 +242,7 @@ static bool fuse_mount_of(const char *abs)
 static int lock_image(int fd, const char *path, bool shared, bool wait)
 {
 	char *abs = NULL;
-	unsigned waited = 0, limit = wait ? lock_wait_ms() : 0;
+	uint64_t start = 0, waited = 0, limit = wait ? lock_wait_ms() : 0;
 	int rc = 0;
 
 	while (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
@@ -242,8 +252,12 @@ static int lock_image(int fd, const char *path, bool shared, bool wait)
 			rc = -errno;
 			break;
 		}
-		if (wait && !abs)
+		if (wait && !abs) {
 			abs = realpath(path, NULL);
+			start = now_ms();
+		}
+		if (abs)
+			waited = now_ms() - start;
 		if (!abs || waited >= limit || fuse_mount_of(abs)) {
 			mfs_log(MFS_LOG_ERR,
 				"%s: in use by another process (mounted or being checked)",
@@ -253,11 +267,11 @@ static int lock_image(int fd, const char *path, bool shared, bool wait)
 		}
 		nanosleep(&(struct timespec){ .tv_nsec = LOCK_POLL_MS * 1000000L },
 			  NULL);
-		waited += LOCK_POLL_MS;
 	}
-	if (!rc && waited)
-		mfs_log(MFS_LOG_INFO, "%s: waited %u ms for another process "
-			"to let go of it", path, waited);
+	if (!rc && abs)
+		mfs_log(MFS_LOG_INFO, "%s: waited %llu ms for another process "
+			"to let go of it", path,
+			(unsigned long long)(now_ms() - start));
 	free(abs);
 	return rc;
 }

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -299,6 +300,14 @@ static void reap(pid_t pid)
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+static long long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /*
  * MFS_IMAGE_WAIT: a lock held by a process that has no mount of the image
  * (a child holding flock, as a daemon closing the image after umount does)
@@ -309,6 +318,7 @@ static void test_lock_wait(void **state)
 {
 	struct fx *fx = *state;
 	struct mfs_image *img = NULL;
+	long long t0, t1;
 	pid_t pid;
 
 	assert_int_equal(mfs_image_create(fx->path, 1 * MiB, false, false, &fx->img[0]), 0);
@@ -324,10 +334,15 @@ static void test_lock_wait(void **state)
 	mfs_image_close(fx->img[0]);
 	fx->img[0] = NULL;
 
-	/* Held for 2 s: a 50 ms limit gives up, the default waits it out. */
+	/* Held for 2 s: a 50 ms limit gives up after 50 ms of clock time
+	 * (well before the holder lets go), the default waits it out. */
 	pid = hold_lock(fx->path, 2000);
 	setenv("MMAPFS_LOCK_WAIT_MS", "50", 1);
+	t0 = mono_ms();
 	assert_int_equal(mfs_image_open(fx->path, MFS_IMAGE_WAIT, &img), -EBUSY);
+	t1 = mono_ms();
+	assert_true(t1 - t0 >= 50);
+	assert_true(t1 - t0 < 1500);
 	unsetenv("MMAPFS_LOCK_WAIT_MS");
 	assert_int_equal(mfs_image_open(fx->path, MFS_IMAGE_WAIT, &fx->img[0]), 0);
 	reap(pid);

@@ -7,8 +7,8 @@
  *
  * Modes:
  *   meta DIR N          in DIR (created, must not exist): create N empty
- *                       files, stat each, list the directory, rename each,
- *                       unlink each. stat, rename and unlink go in a
+ *                       files, stat each, list the directory twice
+ *                       ("readdir", "relist"), rename each, unlink each. stat, rename and unlink go in a
  *                       shuffled (fixed-seed) order, as a hashed directory
  *                       sees them in real use.
  *   tree DIR D F SIZE   create D directories of F files of SIZE bytes each
@@ -184,6 +184,16 @@ static int mode_meta(const char *dir, long n)
 		return 1;
 	}
 	report("readdir", n, t0);
+
+	/* The same listing again: a filesystem that caches listings (the
+	 * kernel's readdir cache, FOPEN_CACHE_DIR on FUSE) answers it from
+	 * memory; one that does not asks its daemon again. */
+	t0 = now();
+	if (list_dir(dfd, ".", 0) != n) {
+		fprintf(stderr, "meta: readdir again: wrong number of entries\n");
+		return 1;
+	}
+	report("relist", n, t0);
 
 	t0 = now();
 	for (long i = 0; i < n; i++) {

@@ -8,9 +8,10 @@
  * Modes:
  *   meta DIR N          in DIR (created, must not exist): create N empty
  *                       files, stat each, list the directory twice
- *                       ("readdir", "relist"), rename each, unlink each. stat, rename and unlink go in a
- *                       shuffled (fixed-seed) order, as a hashed directory
- *                       sees them in real use.
+ *                       ("readdir", "relist"), rename each, unlink each.
+ *                       stat, rename and unlink go in a shuffled
+ *                       (fixed-seed) order, as a hashed directory sees
+ *                       them in real use.
  *   tree DIR D F SIZE   create D directories of F files of SIZE bytes each
  *                       (phase "create"), walk it with readdir + stat
  *                       ("walk"), remove it ("remove").

@@ -13,7 +13,8 @@
 #   tests         e2fsprogs dosfstools xfsprogs btrfs-progs util-linux
 #                 (foreign-filesystem images for mkfs's signature checks),
 #                 attr acl (getfattr/setfattr, getfacl/setfacl on a mount),
-#                 python3 (test helpers)
+#                 python3 (test helpers), procps (pgrep, in the mount
+#                 tests), mount (mount, losetup; a tmpfs for a full host)
 set -euo pipefail
 
 PACKAGES=(
@@ -21,7 +22,7 @@ PACKAGES=(
 	libfuse3-dev libcmocka-dev liburing-dev
 	fuse3
 	e2fsprogs dosfstools xfsprogs btrfs-progs util-linux
-	attr acl python3
+	attr acl python3 procps mount
 )
 
 missing=()

@@ -24,10 +24,12 @@
 #include <linux/falloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -74,6 +76,10 @@ struct mfs_fs {
 	bool deferred;
 	struct stream streams[STREAM_SLOTS];
 	struct stream wstreams[STREAM_SLOTS]; /* writers: mfs_write_behind */
+	/* The host's side of mfs_space_left, at most HOST_SPACE_NS old. */
+	_Atomic uint64_t host_free, host_backed, host_at;
+	/* mfs_fs_copy_on_sync: where the durable state goes, or NULL. */
+	char *durable_path;
 };
 
 /* ------------------------------------------------------------------ */
@@ -585,7 +591,59 @@ static void fs_free(struct mfs_fs *fs)
 	pthread_rwlock_destroy(&fs->lock);
 	pthread_mutex_destroy(&fs->ref_lock);
 	free(fs->refs);
+	free(fs->durable_path);
 	free(fs);
+}
+
+/*
+ * The sync hook of mfs_fs_copy_on_sync: a sync just made the whole image as
+ * it is now durable (a fdatasync, or the superblock's msync with nothing
+ * else written since the fdatasync before it; the caller holds the lock
+ * that every change of the mapping takes). Copy it, pages of zeros as
+ * holes, to a temporary file and rename that over the path, so the path
+ * always holds one whole durable state.
+ */
+static void copy_durable(struct mfs_image *img, void *arg)
+{
+	static const uint8_t zero[MFS_BLOCK_SIZE];
+	const char *path = arg;
+	char tmp[4096];
+	uint64_t off;
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || ftruncate(fd, (off_t)img->size) != 0)
+		goto fail;
+	for (off = 0; off < img->size; off += MFS_BLOCK_SIZE) {
+		if (memcmp(img->base + off, zero, MFS_BLOCK_SIZE) == 0)
+			continue;
+		if (pwrite(fd, img->base + off, MFS_BLOCK_SIZE, (off_t)off) !=
+		    MFS_BLOCK_SIZE)
+			goto fail;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		fd = -1;
+		goto fail;
+	}
+	return;
+fail:
+	mfs_log(MFS_LOG_ERR, "%s: cannot copy the durable state: %s", path,
+		strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
+int mfs_fs_copy_on_sync(struct mfs_fs *fs, const char *path)
+{
+	fs->durable_path = strdup(path);
+	if (!fs->durable_path)
+		return -ENOMEM;
+	fs->v->img->sync_hook_arg = fs->durable_path;
+	fs->v->img->sync_hook = copy_durable;
+	/* What the disk holds now: the image as opened. */
+	copy_durable(fs->v->img, fs->durable_path);
+	return 0;
 }
 
 int mfs_fs_close(struct mfs_fs *fs)
@@ -1318,7 +1376,10 @@ int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
 			goto out;
 		}
 	}
-	rc = need_space(fs, OP_BLOCKS);
+	/* A rename moves entries, it does not add data: like a delete it
+	 * may use the reserve, so a full filesystem can still be tidied
+	 * (a rename over a name frees that file too). */
+	rc = need_delete_space(fs);
 	if (rc)
 		goto out;
 	mfs_inode_now(&now);
@@ -2048,6 +2109,70 @@ out:
 	return rc;
 }
 
+/* How long the host's free space is trusted: statvfs and fstat cost
+ * two system calls, and the WRITE path asks for every request. */
+#define HOST_SPACE_NS 20000000ull
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Blocks the host can still back for new data: its free space, plus what
+ * the image already holds beyond the blocks in use (freed blocks stay
+ * allocated on the host until a discard). Without an answer from the
+ * host: as many as there are free blocks. Caller holds the lock.
+ */
+static uint64_t host_blocks_left(struct mfs_fs *fs, uint64_t free_blocks)
+{
+	uint64_t now = now_ns(), hfree, backed, used;
+
+	if (now - atomic_load(&fs->host_at) > HOST_SPACE_NS) {
+		if (mfs_image_host_space(fs->v->img, &hfree, &backed) != 0)
+			return free_blocks;
+		atomic_store(&fs->host_free, hfree);
+		atomic_store(&fs->host_backed, backed);
+		atomic_store(&fs->host_at, now);
+	}
+	hfree = atomic_load(&fs->host_free);
+	backed = atomic_load(&fs->host_backed);
+	used = (mfs_alloc_block_count(fs->v->alloc) - free_blocks) <<
+	       MFS_BLOCK_SHIFT;
+	if (backed > used)
+		hfree += backed - used;
+	return hfree >> MFS_BLOCK_SHIFT;
+}
+
+/* Free blocks beyond the reserve that the host can back. Caller holds the
+ * lock. */
+static uint64_t blocks_left(struct mfs_fs *fs)
+{
+	uint64_t free_blocks = mfs_alloc_free_blocks(fs->v->alloc);
+	uint64_t left = free_blocks > fs->v->reserve ?
+			free_blocks - fs->v->reserve : 0;
+	uint64_t host = host_blocks_left(fs, free_blocks);
+
+	/* The reserve's blocks need the host's space as much. */
+	host = host > fs->v->reserve ? host - fs->v->reserve : 0;
+	return left < host ? left : host;
+}
+
+uint64_t mfs_space_left(struct mfs_fs *fs)
+{
+	uint64_t left;
+
+	if (fs->v->readonly)
+		return 0;
+	rdlock(fs);
+	left = blocks_left(fs);
+	unlock(fs);
+	return left << MFS_BLOCK_SHIFT;
+}
+
 int mfs_statfs(struct mfs_fs *fs, struct mfs_statfs *st)
 {
 	uint64_t free_blocks;
@@ -2061,8 +2186,7 @@ int mfs_statfs(struct mfs_fs *fs, struct mfs_statfs *st)
 	st->bfree = free_blocks;
 	/* Pinned blocks come back within two commits; the reserve is only
 	 * for deletes. */
-	st->bavail = free_blocks > fs->v->reserve ?
-		     free_blocks - fs->v->reserve : 0;
+	st->bavail = blocks_left(fs);
 	/* Inodes are items, not a fixed table: a small file costs well
 	 * under a block, so report room for 8 per free block. */
 	st->ffree = free_blocks * 8;

@@ -353,6 +353,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
 	mfs_log(MFS_LOG_DEBUG, "init: protocol %u.%u, want 0x%x, max_write %u, "
 		"handle_killpriv_v2 %s", conn->proto_major, conn->proto_minor,
 		conn->want, conn->max_write, d->killpriv_v2 ? "on" : "off");
+	if (mfs_space_start(d) != 0)
+		mfs_log(MFS_LOG_WARNING, "cannot start the space gate: a "
+			"writer that never syncs is not stopped when the "
+			"filesystem is full (fsync and close still report "
+			"what was not stored)");
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -399,6 +404,12 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct stat st;
 	int rc;
 
+	/* With a handle, this is the kernel's question before a cached
+	 * write(2) to an inode fuse_space.c armed (see there). */
+	if (fi && mfs_space_refuse(ctx_of(req))) {
+		reply_rc(req, -ENOSPC);
+		return;
+	}
 	rc = mfs_getattr(ctx_of(req)->fs, ino, &a);
 	if (rc) {
 		reply_rc(req, rc);
@@ -768,6 +779,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	struct mfs_cred cred = cred_of(req);
 	unsigned flags = 0;
 	size_t written = 0;
+	uint64_t left = 0;
 	bool stale = false;
 	int rc;
 
@@ -784,19 +796,29 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			flags |= MFS_WRITE_KILL_PRIV;
 		}
 	}
+	if (fi->writepage)
+		left = mfs_space_left(d->fs);
 	rc = mfs_write(d->fs, &cred, ino, (uint64_t)off, buf, size, flags,
 		       &written);
 	if (written > 0 && stale)
 		mode_changed(req, ino);
-	if (written > 0) {
+	if (rc == 0 && written < size)
+		rc = -ENOSPC; /* what fits was stored: full (or the limit) */
+	if (written > 0 && (rc == 0 || !fi->writepage)) {
 		int src = changed(d);
 
 		if (src)
 			rc = src;
-		else
-			rc = 0;
 	}
-	if (rc) {
+	if (fi->writepage)
+		mfs_space_wrote(d, ino, left, mfs_space_left(d->fs), rc != 0);
+	/*
+	 * From writeback the kernel takes a short count for written and
+	 * the pages as clean: what was not stored must be an error, which
+	 * it keeps for fsync, msync and close. Written through (the
+	 * caller's own write(2)), a short count is what the caller sees.
+	 */
+	if (rc && (fi->writepage || written == 0 || rc != -ENOSPC)) {
 		reply_rc(req, rc);
 		return;
 	}
@@ -978,6 +1000,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct mfs_statfs s;
 	struct statvfs sv;
+	uint64_t headroom;
 	int rc;
 
 	rc = mfs_statfs(ctx_of(req)->fs, &s);
@@ -990,7 +1013,9 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_frsize = s.bsize;
 	sv.f_blocks = s.blocks;
 	sv.f_bfree = s.bfree;
-	sv.f_bavail = s.bavail;
+	/* What the page cache may still hold is not available to write. */
+	headroom = mfs_space_headroom(ctx_of(req)) / s.bsize;
+	sv.f_bavail = s.bavail > headroom ? s.bavail - headroom : 0;
 	sv.f_files = s.files;
 	sv.f_ffree = s.ffree;
 	sv.f_favail = s.ffree;

@@ -50,7 +50,28 @@ struct mfs_fuse {
 	 * -o no_uring); uring is set once the rings are up (fuse_uring.c). */
 	bool uring_want;
 	struct mfs_uring *uring;
+	/* Set by main: the mount's bdi ("MAJ:MIN", empty if unknown), and
+	 * whether the mount is writable (then init starts fuse_space.c). */
+	char bdi_dev[32];
+	bool space_want;
+	struct mfs_space *space;
 };
+
+/*
+ * fuse_space.c: space under the writeback cache (see its header).
+ * start: in init, once the writeback cache is known; 0 or -errno (then
+ * there is no gate, and WRITEs that do not fit still fail). stop: after
+ * the session loop. refuse: should a GETATTR with a file handle (the
+ * kernel's question before a cached write(2)) fail with ENOSPC? headroom:
+ * bytes statfs keeps back for the page cache. wrote: after a writeback
+ * WRITE, with the space left before and after it and whether it failed.
+ */
+int mfs_space_start(struct mfs_fuse *d);
+void mfs_space_stop(struct mfs_fuse *d);
+bool mfs_space_refuse(struct mfs_fuse *d);
+uint64_t mfs_space_headroom(const struct mfs_fuse *d);
+void mfs_space_wrote(struct mfs_fuse *d, uint64_t ino, uint64_t before,
+		     uint64_t after, bool failed);
 
 /* The operations table, for fuse_session_new(); the session's user data
  * must be a struct mfs_fuse. */

@@ -35,6 +35,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -703,6 +704,21 @@ int mfs_image_reserve(struct mfs_image *img, uint64_t off, uint64_t len)
 		for (; c <= run_end; c++)
 			chunk_set(img, c);
 	}
+	return 0;
+}
+
+int mfs_image_host_space(const struct mfs_image *img, uint64_t *host_free,
+			 uint64_t *backed)
+{
+	struct statvfs sv;
+	struct stat st;
+
+	if (fstatvfs(img->fd, &sv) != 0 || fstat(img->fd, &st) != 0)
+		return -errno;
+	*host_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+	*backed = (uint64_t)st.st_blocks * 512u;
+	if (*backed > img->size)
+		*backed = img->size;
 	return 0;
 }
 

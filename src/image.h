@@ -103,6 +103,14 @@ int mfs_image_grow(struct mfs_image *img, uint64_t new_size);
  * -ENOSPC when the host is full, or -errno. */
 int mfs_image_reserve(struct mfs_image *img, uint64_t off, uint64_t len);
 
+/* What the host can still give the image: *host_free is the space the
+ * host filesystem has left for an unprivileged writer (statvfs f_bavail),
+ * *backed the bytes of the image it already holds (st_blocks), which
+ * writes into them do not need again. Two system calls; any thread.
+ * Returns 0 or -errno. */
+int mfs_image_host_space(const struct mfs_image *img, uint64_t *host_free,
+			 uint64_t *backed);
+
 /* Give the host back the space of [off, off+len), which holds nothing
  * anyone will read (free blocks): punch a hole (the range reads as zeros
  * afterwards) and forget the reservation of every chunk it touches, so

@@ -963,6 +963,12 @@ int main(int argc, char *argv[])
 		goto out_free_args;
 	}
 	release_held();
+	/* Test hook (tests/test_crash_daemon.sh): simulated power cuts. */
+	if (!o.ro && getenv("MMAPFS_TEST_DURABLE_COPY") &&
+	    mfs_fs_copy_on_sync(d.fs, getenv("MMAPFS_TEST_DURABLE_COPY"))) {
+		fprintf(stderr, "mmapfs: out of memory\n");
+		goto out_close;
+	}
 	d.sync = o.sync;
 	d.uring_want = !o.no_uring;
 
@@ -991,6 +997,7 @@ int main(int argc, char *argv[])
 	fuse_set_log_func(NULL);
 	/* handle_killpriv_v2 needs the raw requests (fuse_io.c); without
 	 * the hooks the daemon works as it always did. */
+	d.se = se;
 	if (mfs_fuse_hook_io(se, &d) != 0)
 		mfs_log(MFS_LOG_WARNING, "cannot hook the FUSE device: "
 			"handle_killpriv_v2 stays off");
@@ -1013,8 +1020,13 @@ int main(int argc, char *argv[])
 	mfs_log(MFS_LOG_INFO, "%s: mounted %s on %s", sigbus_image,
 		o.ro ? "read-only" : "read-write", mnt_abs);
 	/* Before any thread starts: they inherit the I/O flusher flag. */
-	if (!o.ro)
+	if (!o.ro) {
 		set_bdi(mnt_abs, o.bdi_ratio);
+		/* For fuse_space.c, started by init. */
+		if (mount_dev(mnt_abs, d.bdi_dev, sizeof(d.bdi_dev)) != 0)
+			d.bdi_dev[0] = '\0';
+		d.space_want = true;
+	}
 
 	if (stopper_start(&stopper, se, mnt_abs) != 0) {
 		mfs_log(MFS_LOG_ERR, "cannot start the signal thread");
@@ -1061,6 +1073,7 @@ int main(int argc, char *argv[])
 
 out_stop:
 	timer_stop(&timer);
+	mfs_space_stop(&d);
 	stopper_stop(&stopper);
 out_unmount:
 	fuse_session_unmount(se);

@@ -339,6 +339,25 @@ start_fg "$T/log7" "$IMG" "$M1"
 [ -d "$M1/notimer" ] && fail "an uncommitted change survived a crash"
 grep -q "not unmounted cleanly" "$T/log7" || fail "no unclean-unmount notice after a crash"
 umount "$M1"; wait_exit "$DAEMON"
+begin "commit=0: sync FILE and fsync of a directory commit everything"
+start_fg "$T/log6b" -o commit=0 "$IMG" "$M1"
+mkdir "$M1/bysync" || fail "mkdir failed"
+head -c 100000 /dev/urandom > "$T/bysync.src"
+cp "$T/bysync.src" "$M1/bysync/data" || fail "write failed"
+mkdir "$M1/other" || fail "mkdir failed"
+sync "$M1/bysync/data" || fail "sync FILE failed"
+crash
+start_fg "$T/log7b" "$IMG" "$M1"
+cmp "$T/bysync.src" "$M1/bysync/data" || fail "sync FILE: data lost in a crash"
+[ -d "$M1/other" ] || fail "sync FILE: another change was not committed with it"
+mkdir "$M1/bydirsync" || fail "mkdir failed"
+python3 -c 'import os,sys; os.fsync(os.open(sys.argv[1], os.O_RDONLY))' "$M1" ||
+	fail "fsync of a directory failed"
+crash
+start_fg "$T/log7c" "$IMG" "$M1"
+[ -d "$M1/bydirsync" ] || fail "fsync of a directory: change lost in a crash"
+rm -r "$M1/bysync" "$M1/other" "$M1/bydirsync"
+umount "$M1"; wait_exit "$DAEMON"
 begin "-o sync"
 start_fg "$T/log8" -o sync,commit=0 "$IMG" "$M1"
 mkdir "$M1/synced" || fail "mkdir failed"
@@ -415,9 +434,10 @@ start_fg "$T/log13" "$IMG" "$M1"
 # The loop, the commit timer and the signal thread: 3 (libfuse's
 # multi-threaded loop would add workers, and keep one idle). Not counted:
 # the io_uring queues' threads (one per CPU, named mmapfs-ring<N>), there
-# when the kernel offers the rings (test_uring.sh).
+# when the kernel offers the rings (test_uring.sh), and fuse_space.c's
+# notifier (mmapfs-space).
 loop_threads() {
-	cat /proc/"$1"/task/*/comm | grep -vc '^mmapfs-ring'
+	cat /proc/"$1"/task/*/comm | grep -vcE '^mmapfs-(ring|space)'
 }
 begin "one thread by default"
 for i in $(seq 20); do cat "$M1/rt/f$((i % 8 + 1))" >/dev/null; done

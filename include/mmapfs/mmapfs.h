@@ -71,6 +71,12 @@ int mfs_fs_abort(struct mfs_fs *fs);
 /* Non-zero (-errno) once the filesystem has turned read-only after an
  * I/O error or corruption; 0 otherwise. */
 int mfs_fs_error(struct mfs_fs *fs);
+/* For power-loss tests of the whole stack (the daemon's
+ * MMAPFS_TEST_DURABLE_COPY): from now on, after every sync of the image,
+ * write what the disk holds, the image as it is at that moment, to path
+ * (atomically replaced). What a power cut would leave at any moment is the
+ * last such copy. Slow: a copy of the image per sync. 0 or -ENOMEM. */
+int mfs_fs_copy_on_sync(struct mfs_fs *fs, const char *path);
 bool mfs_fs_readonly(struct mfs_fs *fs);
 
 /* Who is asking: the owner of new inodes, and whether setuid/setgid
@@ -233,6 +239,11 @@ struct mfs_statfs {
 	uint64_t files, ffree;
 };
 int mfs_statfs(struct mfs_fs *fs, struct mfs_statfs *st);
+/* Bytes that new file data can still take: free blocks beyond the
+ * reserve for deletes, and no more than the host filesystem can still
+ * back (a sparse image on a small host). 0 on a read-only filesystem. The
+ * host's figure is refreshed every 20 ms. statfs's bavail is the same. */
+uint64_t mfs_space_left(struct mfs_fs *fs);
 
 /* Extended attributes: user., trusted., security., system.posix_acl_*.
  * flags: XATTR_CREATE, XATTR_REPLACE. getxattr with size 0 reports the

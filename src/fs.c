@@ -611,7 +611,10 @@ static void copy_durable(struct mfs_image *img, void *arg)
 	uint64_t off;
 	int fd;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = -1;
+	errno = ENAMETOOLONG;
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= sizeof(tmp))
+		goto fail;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || ftruncate(fd, (off_t)img->size) != 0)
 		goto fail;
@@ -1892,6 +1895,24 @@ int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	if ((flags & MFS_WRITE_KILL_PRIV) && !cred->cap_fsetid &&
 	    (rc = kill_cap(fs, ino)))
 		goto out;
+	if ((flags & MFS_WRITE_NO_GAP) && off > in.size) {
+		/* Room for the gap first, or nothing: a hole left by data
+		 * that then does not fit would read as zeros. */
+		rc = need_space(fs, blocks_for(off - in.size) +
+				blocks_for(len) + OP_BLOCKS);
+		if (!rc) {
+			orig = in;
+			rc = mfs_file_fallocate(fs->v, &in, FALLOC_FL_KEEP_SIZE,
+						in.size, off - in.size);
+			if (rc) {
+				rc = keep_inode(fs, &in, &orig, rc);
+				goto out;
+			}
+			rc = mfs_inode_write(fs->v, &in);
+		}
+		if (rc)
+			goto out;
+	}
 	rc = need_space(fs, blocks_for(len) + OP_BLOCKS);
 	if (rc == -ENOSPC) {
 		/* Write what fits, as a short write (overwrites need none). */
@@ -2121,23 +2142,33 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Ask the host again if its answer is older than HOST_SPACE_NS. Outside
+ * the lock: a slow host filesystem must not hold up every writer. */
+static void refresh_host(struct mfs_fs *fs)
+{
+	uint64_t now = now_ns(), hfree, backed;
+
+	if (now - atomic_load(&fs->host_at) <= HOST_SPACE_NS ||
+	    mfs_image_host_space(fs->v->img, &hfree, &backed) != 0)
+		return;
+	atomic_store(&fs->host_free, hfree);
+	atomic_store(&fs->host_backed, backed);
+	atomic_store(&fs->host_at, now);
+}
+
 /*
  * Blocks the host can still back for new data: its free space, plus what
  * the image already holds beyond the blocks in use (freed blocks stay
- * allocated on the host until a discard). Without an answer from the
- * host: as many as there are free blocks. Caller holds the lock.
+ * allocated on the host until a discard), as refresh_host last heard.
+ * Without an answer from the host: as many as there are free blocks.
+ * Caller holds the lock.
  */
 static uint64_t host_blocks_left(struct mfs_fs *fs, uint64_t free_blocks)
 {
-	uint64_t now = now_ns(), hfree, backed, used;
+	uint64_t hfree, backed, used;
 
-	if (now - atomic_load(&fs->host_at) > HOST_SPACE_NS) {
-		if (mfs_image_host_space(fs->v->img, &hfree, &backed) != 0)
-			return free_blocks;
-		atomic_store(&fs->host_free, hfree);
-		atomic_store(&fs->host_backed, backed);
-		atomic_store(&fs->host_at, now);
-	}
+	if (atomic_load(&fs->host_at) == 0)
+		return free_blocks; /* the host never answered */
 	hfree = atomic_load(&fs->host_free);
 	backed = atomic_load(&fs->host_backed);
 	used = (mfs_alloc_block_count(fs->v->alloc) - free_blocks) <<
@@ -2167,6 +2198,7 @@ uint64_t mfs_space_left(struct mfs_fs *fs)
 
 	if (fs->v->readonly)
 		return 0;
+	refresh_host(fs);
 	rdlock(fs);
 	left = blocks_left(fs);
 	unlock(fs);
@@ -2177,6 +2209,7 @@ int mfs_statfs(struct mfs_fs *fs, struct mfs_statfs *st)
 {
 	uint64_t free_blocks;
 
+	refresh_host(fs);
 	rdlock(fs);
 	free_blocks = mfs_alloc_free_blocks(fs->v->alloc);
 	memset(st, 0, sizeof(*st));

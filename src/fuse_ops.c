@@ -382,6 +382,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+	mfs_space_forget(ctx_of(req), ino);
 	mfs_forget(ctx_of(req)->fs, ino, nlookup);
 	fuse_reply_none(req);
 }
@@ -392,31 +393,36 @@ static void op_forget_multi(fuse_req_t req, size_t count,
 	struct mfs_fs *fs = ctx_of(req)->fs;
 	size_t i;
 
-	for (i = 0; i < count; i++)
+	for (i = 0; i < count; i++) {
+		mfs_space_forget(ctx_of(req), forgets[i].ino);
 		mfs_forget(fs, forgets[i].ino, forgets[i].nlookup);
+	}
 	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	struct mfs_fuse *d = ctx_of(req);
 	struct mfs_attr a;
 	struct stat st;
 	int rc;
 
 	/* With a handle, this is the kernel's question before a cached
 	 * write(2) to an inode fuse_space.c armed (see there). */
-	if (fi && mfs_space_refuse(ctx_of(req))) {
+	if (fi && mfs_space_refuse(d, ino)) {
 		reply_rc(req, -ENOSPC);
 		return;
 	}
-	rc = mfs_getattr(ctx_of(req)->fs, ino, &a);
+	rc = mfs_getattr(d->fs, ino, &a);
 	if (rc) {
 		reply_rc(req, rc);
 		return;
 	}
 	stat_of(&a, &st);
 	fuse_reply_attr(req, &st, TIMEOUT);
+	if (!fi)
+		mfs_space_stat(d, ino); /* req is gone with the reply */
 }
 
 /*
@@ -524,6 +530,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st,
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		set |= MFS_SET_SIZE;
 		in.size = (uint64_t)st->st_size;
+		/* The size is the program's now, holes included. */
+		mfs_space_forget(d, ino);
 	}
 	if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
 		set |= MFS_SET_ATIME_NOW;
@@ -778,8 +786,8 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	struct mfs_fuse *d = ctx_of(req);
 	struct mfs_cred cred = cred_of(req);
 	unsigned flags = 0;
-	size_t written = 0;
-	uint64_t left = 0;
+	size_t written = 0, want = size;
+	uint64_t left = 0, limit;
 	bool stale = false;
 	int rc;
 
@@ -796,34 +804,41 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 			flags |= MFS_WRITE_KILL_PRIV;
 		}
 	}
-	if (fi->writepage)
+	if (fi->writepage) {
 		left = mfs_space_left(d->fs);
-	rc = mfs_write(d->fs, &cred, ino, (uint64_t)off, buf, size, flags,
+		if (mfs_space_tight(d, left))
+			flags |= MFS_WRITE_NO_GAP;
+		limit = mfs_space_limit(d, ino);
+		if ((uint64_t)off + size > limit)
+			want = (uint64_t)off < limit ? limit - (uint64_t)off : 0;
+	}
+	rc = mfs_write(d->fs, &cred, ino, (uint64_t)off, buf, want, flags,
 		       &written);
 	if (written > 0 && stale)
 		mode_changed(req, ino);
-	if (rc == 0 && written < size)
-		rc = -ENOSPC; /* what fits was stored: full (or the limit) */
-	if (written > 0 && (rc == 0 || !fi->writepage)) {
-		int src = changed(d);
-
-		if (src)
-			rc = src;
-	}
-	if (fi->writepage)
-		mfs_space_wrote(d, ino, left, mfs_space_left(d->fs), rc != 0);
+	/* An error after data went in (the inode could not be updated) is
+	 * an error all the same: the data is not reachable. */
+	if (written > 0 && rc == 0)
+		rc = changed(d);
 	/*
 	 * From writeback the kernel takes a short count for written and
 	 * the pages as clean: what was not stored must be an error, which
-	 * it keeps for fsync, msync and close. Written through (the
+	 * it keeps for fsync, msync and close (EFBIG at the size limit,
+	 * else what fits was stored: ENOSPC). Written through (the
 	 * caller's own write(2)), a short count is what the caller sees.
 	 */
-	if (rc && (fi->writepage || written == 0 || rc != -ENOSPC)) {
+	if (fi->writepage && rc == 0 && written < size)
+		rc = (uint64_t)off + written >= MFS_FILE_SIZE_MAX ? -EFBIG :
+		     -ENOSPC;
+	if (fi->writepage && rc)
+		mfs_space_dropped(d, ino, (uint64_t)off + written);
+	if (rc) {
 		reply_rc(req, rc);
-		return;
-	}
-	if (fuse_reply_write(req, written) == 0)
+	} else if (fuse_reply_write(req, written) == 0) {
 		mfs_write_behind(d->fs, ino, (uint64_t)off, written);
+	}
+	if (fi->writepage)
+		mfs_space_wrote(d, ino, left, mfs_space_left(d->fs), rc != 0);
 }
 
 /*

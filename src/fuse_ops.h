@@ -60,18 +60,33 @@ struct mfs_fuse {
 /*
  * fuse_space.c: space under the writeback cache (see its header).
  * start: in init, once the writeback cache is known; 0 or -errno (then
- * there is no gate, and WRITEs that do not fit still fail). stop: after
- * the session loop. refuse: should a GETATTR with a file handle (the
- * kernel's question before a cached write(2)) fail with ENOSPC? headroom:
+ * there is no gate, and WRITEs that do not fit still fail). quiesce: when
+ * the session loop ends (no more notifications); stop: once no thread
+ * serves requests any more (the rings too), before the session goes.
+ * refuse: should a GETATTR of ino with a file handle (the kernel's
+ * question before a cached write(2)) fail with ENOSPC? stat: after a
+ * GETATTR without one, which the gate's invalidation may need again. headroom:
  * bytes statfs keeps back for the page cache. wrote: after a writeback
  * WRITE, with the space left before and after it and whether it failed.
  */
 int mfs_space_start(struct mfs_fuse *d);
+void mfs_space_quiesce(struct mfs_fuse *d);
 void mfs_space_stop(struct mfs_fuse *d);
-bool mfs_space_refuse(struct mfs_fuse *d);
+bool mfs_space_refuse(struct mfs_fuse *d, uint64_t ino);
+void mfs_space_stat(struct mfs_fuse *d, uint64_t ino);
 uint64_t mfs_space_headroom(const struct mfs_fuse *d);
 void mfs_space_wrote(struct mfs_fuse *d, uint64_t ino, uint64_t before,
 		     uint64_t after, bool failed);
+/* Holes nobody made: where writeback WRITEs to ino must stop (UINT64_MAX:
+ * nowhere), after data from `from` on was dropped; forget: the kernel's
+ * size is no longer its own (a setattr of the size, a forget). */
+uint64_t mfs_space_limit(struct mfs_fuse *d, uint64_t ino);
+/* Is so little left that the page cache's data may not all fit? Then
+ * writeback WRITEs beyond a file's end preallocate the gap first
+ * (MFS_WRITE_NO_GAP), since its pages come in any order. */
+bool mfs_space_tight(struct mfs_fuse *d, uint64_t left);
+void mfs_space_dropped(struct mfs_fuse *d, uint64_t ino, uint64_t from);
+void mfs_space_forget(struct mfs_fuse *d, uint64_t ino);
 
 /* The operations table, for fuse_session_new(); the session's user data
  * must be a struct mfs_fuse. */

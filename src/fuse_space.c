@@ -17,10 +17,12 @@
  * What the kernel offers. Before each write(2) to a regular file the kernel
  * refreshes the size and mode it caches (fuse_update_attributes) if either
  * was invalidated: a GETATTR that carries a file handle
- * (FUSE_GETATTR_FH), whose error write(2) returns. Nothing else sends one
- * with the mode invalid: stat(2) carries no handle, and reads at the end of
- * a file and lseek ask only for the size, which the kernel trusts itself in
- * writeback-cache mode. So:
+ * (FUSE_GETATTR_FH), whose error write(2) returns. stat(2) carries no
+ * handle, and reads at the end of a file and lseek ask only for the size,
+ * which the kernel trusts itself in writeback-cache mode; but attributes
+ * past their timeout are asked for with a handle there too, and so is a
+ * truncate of a setuid file without handle_killpriv_v2. So only inodes
+ * armed here are ever refused:
  *
  * 1. Headroom. headroom bytes of the space left are kept for data already
  *    in the page cache: the mount's dirty pages are at most the bdi's
@@ -36,20 +38,28 @@
  *    the dirty limit is left, or that fails, invalidates its inode's
  *    attributes (a notification, from a thread of its own: the kernel may
  *    wait in it for an inode being evicted, whose writeback waits for us).
- * 3. The gate. A GETATTR with a file handle, i.e. the next write(2) to an
- *    armed inode, fails with ENOSPC while at most headroom bytes are left.
- *    write(2) then fails as on ext4, before anything more is cached. An
- *    inode only ever overwritten in place is never armed, so overwrites go
- *    on as on ext4. statfs subtracts the headroom, so df's "available" is
- *    what write(2) still takes.
+ * 3. The gate. A GETATTR with a file handle of an armed inode, i.e. its
+ *    next write(2), fails with ENOSPC while at most headroom bytes are
+ *    left; any other answer disarms it until its next WRITE that takes
+ *    space. A stat of an armed inode refreshes what was invalidated, so
+ *    it is invalidated again after the answer. write(2) then fails as on
+ *    ext4, before anything more is cached. An inode only ever overwritten
+ *    in place is never armed, so overwrites go on as on ext4. statfs
+ *    subtracts the headroom, so df's "available" is what write(2) still
+ *    takes.
+ * 4. No holes nobody made: near full a writeback WRITE beyond a file's end
+ *    preallocates the gap first (MFS_WRITE_NO_GAP), and after a WRITE of a
+ *    file failed its later WRITEs stop where the data was first dropped
+ *    (mfs_space_limit), since pages come in any order.
  *
  * What can still get past: data already cached when the gate closes that
  * does not fit (bounded by the dirty limit, which 1 keeps below the space
  * left where max_bytes can be set), one write(2) call that started before
  * (a 1 GiB write(2) is one call), shared mmap writes (page faults ask the
  * daemon nothing), and writes from files that were never written back
- * while the filesystem was near full. Their WRITEs fail with ENOSPC: fsync,
- * msync and close report it, and the committed size never covers them.
+ * while the filesystem was near full (or fell out of the TRACKED table).
+ * Their WRITEs fail with ENOSPC: fsync, msync and close report it, and the
+ * committed size never covers them.
  */
 #define FUSE_USE_VERSION FUSE_MAKE_VERSION(3, 12)
 
@@ -60,6 +70,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
@@ -78,6 +89,10 @@
  * limit before it looks (every few dozen pages per task). At most a
  * sixteenth of the volume. */
 #define IN_FLIGHT (5ull << 20)
+/* Inodes armed or with data dropped, remembered at once. One more is
+ * remembered in place of the oldest, which then writes unchecked (what it
+ * cannot store is still an error at fsync and close). */
+#define TRACKED 256
 /* Inodes waiting for their notification. A full queue drops the rest:
  * their next WRITE arms them again. */
 #define QUEUE_LEN 256
@@ -90,9 +105,17 @@ struct mfs_space {
 	bool settable;            /* we may write them (root) */
 	bool lowered;             /* max_bytes is ours, not the mount's */
 	uint64_t dirty_normal;    /* the bdi's limit as mounted, bytes */
-	uint64_t dirty_max;       /* the limit now, bytes */
+	uint64_t dirty_max;       /* the limit now, bytes (as counted) */
+	uint64_t dirty_real;      /* the kernel's, where it is not ours */
 	uint64_t headroom;        /* bytes kept for data in the page cache */
-	pthread_mutex_t lock;     /* the limit, the queue */
+	pthread_mutex_t lock;     /* the limit, the queue, the drops */
+	/* Inodes armed (their attributes invalidated, the next write(2)
+	 * asks), and where writeback data of an inode was first dropped:
+	 * nothing at or beyond it is stored until the kernel forgets the
+	 * inode or sets its size (mfs_space_limit; UINT64_MAX: nothing
+	 * dropped). ino 0: a free slot. */
+	struct track { uint64_t ino, from; bool armed; } track[TRACKED];
+	unsigned next_track;      /* the slot to reuse when all are taken */
 	pthread_cond_t wake;
 	uint64_t queue[QUEUE_LEN];
 	unsigned head, count;
@@ -139,9 +162,13 @@ static void fit_dirty_max(struct mfs_space *s, uint64_t left)
 	if (want < DIRTY_MIN)
 		want = DIRTY_MIN;
 	if (want >= s->dirty_normal) {
-		if (s->lowered && write_str(s->ratio_fd, "ratio", s->ratio)) {
+		if (!s->lowered)
+			return;
+		if (write_str(s->ratio_fd, "ratio", s->ratio)) {
 			s->lowered = false;
 			s->dirty_max = s->dirty_normal;
+		} else {
+			s->settable = false; /* stays low: the safe side */
 		}
 		return;
 	}
@@ -160,6 +187,12 @@ static void fit_dirty_max(struct mfs_space *s, uint64_t left)
 
 static void mfs_space_free(struct mfs_space *s)
 {
+	/* Usually the bdi is gone by now (ENODEV): nothing to say then. */
+	if (s->lowered && s->ratio_fd >= 0 &&
+	    pwrite(s->ratio_fd, s->ratio, strlen(s->ratio), 0) < 0 &&
+	    errno != ENODEV)
+		mfs_log(MFS_LOG_DEBUG, "cannot put back the mount's dirty "
+			"page ratio: %s", strerror(errno));
 	if (s->bytes_fd >= 0)
 		close(s->bytes_fd);
 	if (s->ratio_fd >= 0)
@@ -192,10 +225,38 @@ static void *notifier(void *arg)
 	return NULL;
 }
 
-/* Queue ino for an attribute invalidation. Caller holds s->lock. */
+/* The slot of ino, or NULL; with add, a new slot if it has none. Caller
+ * holds s->lock. */
+static struct track *track_of(struct mfs_space *s, uint64_t ino, bool add)
+{
+	struct track *t = NULL;
+	unsigned i;
+
+	for (i = 0; i < TRACKED; i++) {
+		if (s->track[i].ino == ino)
+			return &s->track[i];
+		if (!t && s->track[i].ino == 0)
+			t = &s->track[i];
+	}
+	if (!add)
+		return NULL;
+	if (!t) {
+		t = &s->track[s->next_track];
+		s->next_track = (s->next_track + 1) % TRACKED;
+	}
+	t->ino = ino;
+	t->from = UINT64_MAX;
+	t->armed = false;
+	return t;
+}
+
+/* Queue ino for an attribute invalidation and remember it armed. Caller
+ * holds s->lock. */
 static void arm(struct mfs_space *s, uint64_t ino)
 {
 	unsigned i;
+
+	track_of(s, ino, true)->armed = true;
 
 	for (i = 0; i < s->count; i++)
 		if (s->queue[(s->head + i) % QUEUE_LEN] == ino)
@@ -241,6 +302,8 @@ int mfs_space_start(struct mfs_fuse *d)
 					  O_RDONLY) | O_CLOEXEC);
 		n = s->ratio_fd >= 0 ? pread(s->ratio_fd, s->ratio,
 					     sizeof(s->ratio) - 1, 0) : -1;
+		s->ratio[n > 0 ? n : 0] = '\0';
+		s->ratio[strcspn(s->ratio, "\n")] = '\0';
 		s->settable = s->bytes_fd >= 0 && n > 0;
 	}
 	s->dirty_normal = s->bytes_fd >= 0 ? read_u64(s->bytes_fd) : 0;
@@ -255,12 +318,15 @@ int mfs_space_start(struct mfs_fuse *d)
 		pthread_mutex_unlock(&s->lock);
 	}
 	if (!s->settable) {
-		/* The kernel's limit stands (unknown: assume 64 MiB). */
+		/* The kernel's limit stands (unknown: assume 64 MiB), counted
+		 * as at most an eighth of the volume (see the header). */
 		if (s->dirty_max == 0)
 			s->dirty_max = 64ull << 20;
 		cap = st.blocks * st.bsize / 8;
-		s->headroom = (s->dirty_max < cap ? s->dirty_max : cap) +
-			      in_flight;
+		s->dirty_real = s->dirty_max;
+		if (s->dirty_max > cap)
+			s->dirty_max = cap;
+		s->headroom = s->dirty_max + in_flight;
 	}
 	if (pthread_create(&s->thread, NULL, notifier, s) != 0) {
 		mfs_space_free(s);
@@ -269,14 +335,14 @@ int mfs_space_start(struct mfs_fuse *d)
 	pthread_setname_np(s->thread, "mmapfs-space");
 	s->running = true;
 	d->space = s;
-	mfs_log(MFS_LOG_DEBUG, "space: dirty limit %" PRIu64 " bytes%s, "
-		"headroom %" PRIu64 " bytes", s->dirty_max,
-		s->settable ? " (lowered as space runs short)" : "",
-		s->headroom);
+	mfs_log(MFS_LOG_INFO, "space: headroom %" PRIu64 " bytes for the "
+		"page cache (dirty limit %" PRIu64 " bytes%s)", s->headroom,
+		s->dirty_max, s->settable ? ", lowered as space runs short" :
+		", the kernel's");
 	return 0;
 }
 
-void mfs_space_stop(struct mfs_fuse *d)
+void mfs_space_quiesce(struct mfs_fuse *d)
 {
 	struct mfs_space *s = d->space;
 
@@ -286,22 +352,79 @@ void mfs_space_stop(struct mfs_fuse *d)
 	s->stop = true;
 	pthread_cond_signal(&s->wake);
 	pthread_mutex_unlock(&s->lock);
-	if (s->running)
-		pthread_join(s->thread, NULL);
+}
+
+void mfs_space_stop(struct mfs_fuse *d)
+{
+	struct mfs_space *s = d->space;
+
+	if (!s)
+		return;
+	mfs_space_quiesce(d);
 	d->space = NULL;
+	if (s->running) {
+		struct timespec until;
+
+		/* A notification can wait in the kernel for an inode being
+		 * evicted, which waits for writeback nobody serves now: give
+		 * up on the thread (and its memory) rather than hang. */
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 2;
+		if (pthread_timedjoin_np(s->thread, NULL, &until) != 0) {
+			mfs_log(MFS_LOG_WARNING, "the space notifier does not "
+				"stop; leaving it");
+			return;
+		}
+	}
 	mfs_space_free(s);
 }
 
 uint64_t mfs_space_headroom(const struct mfs_fuse *d)
 {
-	return d->space ? d->space->headroom : 0;
+	const struct mfs_space *s = d->space;
+
+	return s ? s->headroom : 0;
 }
 
-bool mfs_space_refuse(struct mfs_fuse *d)
+bool mfs_space_refuse(struct mfs_fuse *d, uint64_t ino)
 {
 	struct mfs_space *s = d->space;
+	uint64_t left;
+	struct track *t;
+	bool refuse = false;
 
-	return s && mfs_space_left(d->fs) <= s->headroom;
+	if (!s)
+		return false;
+	left = mfs_space_left(d->fs);
+	pthread_mutex_lock(&s->lock);
+	t = track_of(s, ino, false);
+	if (t && t->armed) {
+		/* Only an inode we armed: its attributes may also be asked
+		 * for after a day, or by a truncate, which must not fail.
+		 * The answer lets the kernel cache them again: disarmed
+		 * until its next WRITE that takes space. */
+		refuse = left <= s->headroom;
+		t->armed = refuse;
+	}
+	if (s->settable)
+		fit_dirty_max(s, left);
+	pthread_mutex_unlock(&s->lock);
+	return refuse;
+}
+
+void mfs_space_stat(struct mfs_fuse *d, uint64_t ino)
+{
+	struct mfs_space *s = d->space;
+	struct track *t;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	t = track_of(s, ino, false);
+	/* A stat refreshed what we invalidated: invalidate it again. */
+	if (t && t->armed)
+		arm(s, ino);
+	pthread_mutex_unlock(&s->lock);
 }
 
 void mfs_space_wrote(struct mfs_fuse *d, uint64_t ino, uint64_t before,
@@ -317,4 +440,74 @@ void mfs_space_wrote(struct mfs_fuse *d, uint64_t ino, uint64_t before,
 	if (failed || after < s->headroom + s->dirty_max)
 		arm(s, ino);
 	pthread_mutex_unlock(&s->lock);
+}
+
+/*
+ * Holes nobody made. Writeback sends a file's pages in any order, and a
+ * WRITE that fails for space may be followed by one further on that fits
+ * (a smaller one, or after a delete): stored, it would extend the size
+ * over the dropped range, which would read as zeros nobody wrote. So the
+ * first offset dropped is remembered per inode, and later WRITEs stop
+ * there, until the kernel's size for the file is no longer its own guess:
+ * a setattr of the size (truncate, O_TRUNC) or a forget (the next lookup
+ * takes the stored size).
+ */
+uint64_t mfs_space_limit(struct mfs_fuse *d, uint64_t ino)
+{
+	struct mfs_space *s = d->space;
+	uint64_t from = UINT64_MAX;
+	struct track *t;
+
+	if (!s)
+		return from;
+	pthread_mutex_lock(&s->lock);
+	t = track_of(s, ino, false);
+	if (t)
+		from = t->from;
+	pthread_mutex_unlock(&s->lock);
+	return from;
+}
+
+void mfs_space_dropped(struct mfs_fuse *d, uint64_t ino, uint64_t from)
+{
+	struct mfs_space *s = d->space;
+	struct track *t;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	t = track_of(s, ino, true);
+	if (from < t->from)
+		t->from = from;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void mfs_space_forget(struct mfs_fuse *d, uint64_t ino)
+{
+	struct mfs_space *s = d->space;
+	struct track *t;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	t = track_of(s, ino, false);
+	if (t)
+		t->ino = 0;
+	pthread_mutex_unlock(&s->lock);
+}
+
+bool mfs_space_tight(struct mfs_fuse *d, uint64_t left)
+{
+	struct mfs_space *s = d->space;
+	bool tight;
+
+	if (!s)
+		return false;
+	/* The page cache may hold the kernel's whole limit, even where the
+	 * headroom counts less of it. */
+	pthread_mutex_lock(&s->lock);
+	tight = left < s->headroom + (s->settable ? s->dirty_max :
+				      s->dirty_real);
+	pthread_mutex_unlock(&s->lock);
+	return tight;
 }

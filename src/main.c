@@ -1073,7 +1073,7 @@ int main(int argc, char *argv[])
 
 out_stop:
 	timer_stop(&timer);
-	mfs_space_stop(&d);
+	mfs_space_quiesce(&d);
 	stopper_stop(&stopper);
 out_unmount:
 	fuse_session_unmount(se);
@@ -1081,6 +1081,8 @@ out_unmount:
 	 * good: closing the rings drops their hold on /dev/fuse, which ends
 	 * a lazily detached connection too. */
 	mfs_uring_stop(&d);
+	/* No thread serves requests now: the gate can go. */
+	mfs_space_stop(&d);
 out_destroy:
 	fuse_session_destroy(se);
 out_close:

@@ -3365,6 +3365,46 @@ static void write_handed_over(struct mfs_fs *fs, uint64_t ino, size_t size,
  * back and dropped (the caller keeps one); backward writes keep it. The
  * data never changes, before or after a commit and a reopen.
  */
+/* MFS_WRITE_NO_GAP (writeback near full): a write beyond the end first
+ * preallocates the gap from the end, so no hole is left if the gap's own
+ * data then does not fit; or, without room for both, writes nothing. */
+static void test_write_no_gap(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_fs *fs = fx->fs;
+	uint64_t f = mkfile(fs, MFS_ROOT_INO, "gap", 0644);
+	uint64_t g = mkfile(fs, MFS_ROOT_INO, "sparse", 0644);
+	static char zero[1 << 20], back[1 << 20];
+	struct mfs_attr a;
+	size_t w = 7;
+
+	assert_int_equal(mfs_write(fs, &ROOT, f, 1 << 20, "abc", 3,
+				   MFS_WRITE_NO_GAP, &w), 0);
+	assert_int_equal(w, 3);
+	assert_int_equal(mfs_getattr(fs, f, &a), 0);
+	assert_int_equal(a.size, (1 << 20) + 3);
+	assert_true(a.blocks * 512 >= (1 << 20) + 4096);
+	assert_int_equal(read_all(fs, f, 0, 1 << 20, back), 1 << 20);
+	assert_memory_equal(back, zero, 1 << 20);
+	/* Without the flag the gap stays a hole. */
+	write_ok(fs, &ROOT, g, 1 << 20, "abc", 3);
+	assert_int_equal(mfs_getattr(fs, g, &a), 0);
+	assert_int_equal(a.blocks, 8);
+	/* A gap larger than the volume: nothing written, nothing changed. */
+	w = 7;
+	assert_int_equal(mfs_write(fs, &ROOT, g, 4ULL << 30, "abc", 3,
+				   MFS_WRITE_NO_GAP, &w), -ENOSPC);
+	assert_int_equal(w, 0);
+	assert_int_equal(mfs_getattr(fs, g, &a), 0);
+	assert_int_equal(a.size, (1 << 20) + 3);
+	assert_int_equal(a.blocks, 8);
+	/* Within the file's size the flag changes nothing. */
+	assert_int_equal(mfs_write(fs, &ROOT, g, 0, "xyz", 3,
+				   MFS_WRITE_NO_GAP, &w), 0);
+	assert_int_equal(mfs_getattr(fs, g, &a), 0);
+	assert_int_equal(a.blocks, 16);
+}
+
 static void test_write_behind_drops(void **state)
 {
 	struct fx *fx = *state;
@@ -5829,6 +5869,7 @@ int main(void)
 		T(test_persistence),
 		T(test_data_rw),
 		T(test_read_cached_drops),
+		T(test_write_no_gap),
 		T(test_write_behind_drops),
 		T(test_data_efbig),
 		T(test_data_truncate),

@@ -143,8 +143,34 @@ mkfs.mmapfs -q -s 64M -E "root_owner=$UID_N:$(id -g "$USER_NAME")" "$T/u/given.i
 if as_user mmapfs "$T/u/given.img" "$MNT" 2>"$T/err"; then
 	[ "$(as_user stat -c %u "$MNT")" = "$UID_N" ] || fail "root directory not the user's"
 	as_user touch "$MNT/mine" || fail "the user cannot create files in /"
+	# Without root the daemon cannot lower the mount's dirty limit:
+	# write(2) must still end with ENOSPC, and what was not stored is an
+	# error of the fsync (conv=fsync), never a silent loss.
+	CASE="a full filesystem as the user"
+	# Not zeros: a hole nobody made would read as zeros.
+	head -c 1048576 /dev/zero | tr '\0' Z > "$T/u/Z"
+	as_user sh -c "while cat '$T/u/Z'; do :; done | timeout 120 dd of='$MNT/fill' \
+		bs=1M iflag=fullblock conv=fsync" 2>"$T/dd.err"
+	rc=$?
+	[ "$rc" = 124 ] && fail "dd still writing after 120 s"
+	[ "$rc" = 0 ] && fail "dd did not fail on a full filesystem"
+	grep -q "No space left on device" "$T/dd.err" ||
+		fail "dd failed, but not with ENOSPC: $(cat "$T/dd.err")"
 	as_user fusermount3 -u "$MNT" || fail "fusermount3 -u failed"
 	wait_for eval '! mounted "$MNT"' || fail "still mounted"
+	if as_user mmapfs "$T/u/given.img" "$MNT" 2>"$T/err"; then
+		size=$(as_user stat -c %s "$MNT/fill")
+		head -c "$size" /dev/zero | tr '\0' Z | as_user cmp - "$MNT/fill" ||
+			fail "stored data is not what dd wrote (a hole?)"
+		[ "$size" -le $((64 << 20)) ] || fail "$size bytes stored in 64 MiB"
+		echo "full as the user: ENOSPC, $size bytes stored of 64 MiB"
+		as_user fusermount3 -u "$MNT" || fail "fusermount3 -u failed"
+		wait_for eval '! mounted "$MNT"' || fail "still mounted"
+		fsck.mmapfs -fn "$T/u/given.img" >"$T/fsck" 2>&1 ||
+			fail "fsck -fn: $(tail -2 "$T/fsck")"
+	else
+		fail "remount failed: $(cat "$T/err")"
+	fi
 else
 	fail "mount failed: $(cat "$T/err")"
 fi

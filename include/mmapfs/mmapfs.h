@@ -199,6 +199,10 @@ void mfs_read_cached(struct mfs_fs *fs, uint64_t ino, uint64_t off,
  * unless cred->cap_fsetid */
 #define MFS_WRITE_KILL_PRIV 0x1u
 #define MFS_WRITE_APPEND    0x2u  /* write at the end of the file */
+/* Beyond the end: preallocate the gap from the end first, or fail with
+ * -ENOSPC writing nothing (for writeback near full, whose pages come in
+ * any order: a gap whose own data then did not fit would read as zeros) */
+#define MFS_WRITE_NO_GAP    0x4u
 /* Write len bytes at off; *written may be short only on ENOSPC/EFBIG
  * after some bytes went in. */
 int mfs_write(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,

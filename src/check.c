@@ -27,6 +27,7 @@
 #include "alloc.h"
 #include "btree.h"
 #include "check_int.h"
+#include "mmapfs/mmapfs.h"
 #include "crc32c.h"
 #include "endian.h"
 #include "image.h"
@@ -845,11 +846,22 @@ static int check_image(const char *path, const struct mfs_check_opts *o,
 		const char *why;
 
 		/* Anything unusual in the other slot, even what a crash
-		 * leaves, is worth a full check. */
+		 * leaves, is worth a full check; and so is an image that a
+		 * mount would refuse, whatever its superblock says. */
 		if (ck_other_slot(v, &other, &why) == CK_SLOT_OK) {
-			res->skipped_clean = true;
-			mfs_vol_close_dirty(v);
-			return 0;
+			char probe[sizeof(res->error)] = "";
+
+			open_error = probe;
+			rc = mfs_fs_probe(path);
+			open_error = NULL;
+			if (rc == 0) {
+				res->skipped_clean = true;
+				mfs_vol_close_dirty(v);
+				return 0;
+			}
+			fprintf(out, "%s: marked clean, but a mount would "
+				"refuse it (%s): checking everything\n", name,
+				probe[0] ? probe : strerror(-rc));
 		}
 	}
 

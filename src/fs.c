@@ -572,6 +572,27 @@ int mfs_fs_open(const char *image, unsigned flags, struct mfs_fs **out)
 	return 0;
 }
 
+int mfs_fs_probe(const char *image)
+{
+	struct mfs_attr a;
+	struct mfs_fs *fs;
+	int rc;
+
+	/* What the daemon reads when it opens and mounts: the superblocks,
+	 * the FREE tree (mfs_vol_open), the list of unlinked files
+	 * (mfs_fs_open with MFS_FS_DEFER) and the root directory. */
+	rc = mfs_fs_open(image, MFS_FS_RDONLY | MFS_FS_NOLOCK, &fs);
+	if (rc)
+		return rc;
+	rdlock(fs);
+	rc = walk_orphans(fs, false);
+	unlock(fs);
+	if (!rc)
+		rc = mfs_getattr(fs, MFS_ROOT_INO, &a);
+	mfs_fs_close(fs);
+	return rc;
+}
+
 int mfs_fs_start(struct mfs_fs *fs)
 {
 	int rc = 0;

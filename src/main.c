@@ -759,16 +759,21 @@ static void print_open_error(const char *image, int rc)
 	/* Damage: say which image, and what to run (the core's message
 	 * names neither when it comes from deep in a tree). */
 	if (why && rc == -EUCLEAN)
-		fprintf(stderr, "mmapfs: %s%s%s; run fsck.mmapfs\n",
+		fprintf(stderr, "mmapfs: %s%s%s; %s %s\n",
 			strncmp(why, image, il) == 0 ? "" : image,
-			strncmp(why, image, il) == 0 ? "" : ": ", why);
+			strncmp(why, image, il) == 0 ? "" : ": ", why,
+			/* Damage in a tree fsck repairs; a superblock it may
+			 * not (there are no backups to search). */
+			strstr(why, "corruption:") ?
+			"repair it with: fsck.mmapfs -f -y" :
+			"fsck.mmapfs -f -n says more:", image);
 	else if (why)
 		fprintf(stderr, "mmapfs: %s\n", why);
 	else if (rc == -EINVAL)
 		fprintf(stderr, "mmapfs: %s: not an mmapfs image\n", image);
 	else if (rc == -EUCLEAN)
-		fprintf(stderr, "mmapfs: %s: file system is damaged; run "
-			"fsck.mmapfs\n", image);
+		fprintf(stderr, "mmapfs: %s: file system is damaged; repair "
+			"it with: fsck.mmapfs -f -y %s\n", image, image);
 	else
 		fprintf(stderr, "mmapfs: %s: %s\n", image, strerror(-rc));
 }

@@ -118,6 +118,7 @@ KINDS=${MMAPFS_DAMAGE_KINDS:-$("$DAMAGE" list)}
 NKINDS=0
 NREFUSED=0
 NMOUNTED=0
+NREPAIRED=0
 for KIND in $KINDS; do
 	NKINDS=$((NKINDS + 1))
 	cp --sparse=always "$T/base.img" "$T/img"
@@ -142,6 +143,37 @@ for KIND in $KINDS; do
 		grep -q "^mmapfs: " "$T/log" || fail "refusal does not start with 'mmapfs: '"
 		echo "$KIND: refused, status $rc: $(head -c 200 "$T/log")"
 		NREFUSED=$((NREFUSED + 1))
+		# The repair path a user follows: the refusal names the
+		# command, and fsck.mmapfs -y (no -f: the image may say it is
+		# clean) repairs what the mount refused; the mount then works.
+		if grep -q "corruption:" "$T/log"; then
+			grep -qF "repair it with: fsck.mmapfs -f -y $T/img" "$T/log" ||
+				fail "the refusal does not name the repair command"
+			"$FSCK" -y "$T/img" >"$T/fsck.out" 2>&1
+			frc=$?
+			[ "$frc" = 1 ] ||
+				fail "fsck.mmapfs -y exit $frc, not 1 (repaired): $(tail -3 "$T/fsck.out")"
+			"$MMAPFS" -f "$T/img" "$MNT" 2>"$T/log" </dev/null &
+			PID=$!
+			for _ in $(seq 100); do
+				mounted && break
+				kill -0 "$PID" 2>/dev/null || break
+				sleep 0.1
+			done
+			if mounted; then
+				ls -la "$MNT" >/dev/null || fail "ls after the repair"
+				umount "$MNT"
+				wait_exit
+				[ "$RC" = 0 ] || fail "daemon exit $RC after the repair"
+				"$FSCK" -fn "$T/img" >"$T/fsck.out" 2>&1 ||
+					fail "not clean after the repair: $(tail -3 "$T/fsck.out")"
+				echo "$KIND: fsck.mmapfs -y repaired it; mounted, clean"
+				NREPAIRED=$((NREPAIRED + 1))
+			else
+				wait_exit
+				fail "still refused after fsck.mmapfs -y: $(head -c 300 "$T/log")"
+			fi
+		fi
 		continue
 	fi
 	NMOUNTED=$((NMOUNTED + 1))
@@ -209,6 +241,8 @@ for KIND in $KINDS; do
 	echo "$KIND: mounted; $( [ "$EIO" = 1 ] && echo "EIO seen" || echo "no EIO"); daemon exit $rc; fsck -fn exit $frc"
 done
 
-echo "$NKINDS damage kinds: $NREFUSED refused, $NMOUNTED mounted; $FAILS failures"
+echo "$NKINDS damage kinds: $NREFUSED refused ($NREPAIRED repaired by fsck.mmapfs -y), $NMOUNTED mounted; $FAILS failures"
+[ "$NREPAIRED" -ge 2 ] || [ -n "${MMAPFS_DAMAGE_KINDS:-}" ] ||
+	fail "fewer than 2 refused kinds were repaired"
 [ "$NKINDS" -ge 10 ] || [ -n "${MMAPFS_DAMAGE_KINDS:-}" ] || fail "fewer than 10 kinds"
 [ "$FAILS" = 0 ]

@@ -71,6 +71,13 @@ int mfs_fs_abort(struct mfs_fs *fs);
 /* Non-zero (-errno) once the filesystem has turned read-only after an
  * I/O error or corruption; 0 otherwise. */
 int mfs_fs_error(struct mfs_fs *fs);
+/* Would a mount take this image? Reads, read-only and without the lock,
+ * what the daemon reads when it opens and mounts an image (superblocks,
+ * the FREE tree, the list of unlinked files, the root directory) and
+ * writes nothing. 0, or the error the mount would fail with (-EUCLEAN:
+ * damage, logged). For fsck, which must not call an image clean that a
+ * mount refuses. */
+int mfs_fs_probe(const char *image);
 /* For power-loss tests of the whole stack (the daemon's
  * MMAPFS_TEST_DURABLE_COPY): from now on, after every sync of the image,
  * write what the disk holds, the image as it is at that moment, to path

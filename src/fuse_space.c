@@ -67,6 +67,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,7 @@ struct mfs_space {
 	 * dropped). ino 0: a free slot. */
 	struct track { uint64_t ino, from; bool armed; } track[TRACKED];
 	unsigned next_track;      /* the slot to reuse when all are taken */
+	_Atomic unsigned tracked; /* slots in use: 0 spares stat the lock */
 	pthread_cond_t wake;
 	uint64_t queue[QUEUE_LEN];
 	unsigned head, count;
@@ -243,6 +245,8 @@ static struct track *track_of(struct mfs_space *s, uint64_t ino, bool add)
 	if (!t) {
 		t = &s->track[s->next_track];
 		s->next_track = (s->next_track + 1) % TRACKED;
+	} else {
+		atomic_fetch_add(&s->tracked, 1);
 	}
 	t->ino = ino;
 	t->from = UINT64_MAX;
@@ -417,7 +421,7 @@ void mfs_space_stat(struct mfs_fuse *d, uint64_t ino)
 	struct mfs_space *s = d->space;
 	struct track *t;
 
-	if (!s)
+	if (!s || atomic_load(&s->tracked) == 0)
 		return;
 	pthread_mutex_lock(&s->lock);
 	t = track_of(s, ino, false);
@@ -458,7 +462,7 @@ uint64_t mfs_space_limit(struct mfs_fuse *d, uint64_t ino)
 	uint64_t from = UINT64_MAX;
 	struct track *t;
 
-	if (!s)
+	if (!s || atomic_load(&s->tracked) == 0)
 		return from;
 	pthread_mutex_lock(&s->lock);
 	t = track_of(s, ino, false);
@@ -487,12 +491,14 @@ void mfs_space_forget(struct mfs_fuse *d, uint64_t ino)
 	struct mfs_space *s = d->space;
 	struct track *t;
 
-	if (!s)
+	if (!s || atomic_load(&s->tracked) == 0)
 		return;
 	pthread_mutex_lock(&s->lock);
 	t = track_of(s, ino, false);
-	if (t)
+	if (t) {
 		t->ino = 0;
+		atomic_fetch_sub(&s->tracked, 1);
+	}
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -61,6 +61,7 @@ struct ref {
 	uint64_t ino;
 	uint64_t nlookup;
 	uint64_t nopen;
+	bool linkable;   /* made by mfs_tmpfile, not linked yet */
 };
 
 struct mfs_fs {
@@ -144,6 +145,7 @@ static int ref_add(struct mfs_fs *fs, uint64_t ino, uint64_t lookups,
 			;
 		r = &fs->refs[i];
 		r->ino = ino;
+		r->linkable = false;
 		fs->ref_nr++;
 	}
 	r->nlookup += lookups;
@@ -1126,6 +1128,72 @@ int mfs_create(struct mfs_fs *fs, const struct mfs_cred *cred,
 	return rc;
 }
 
+int mfs_tmpfile(struct mfs_fs *fs, const struct mfs_cred *cred,
+		uint64_t parent, uint32_t mode, struct mfs_attr *attr)
+{
+	struct mfs_vol *v = fs->v;
+	struct mfs_inode in, d;
+	struct ref *r;
+	int rc;
+
+	wrlock(fs);
+	rc = writable(fs);
+	if (!rc)
+		rc = get_dir(v, parent, &d);
+	if (!rc)
+		rc = need_space(fs, OP_BLOCKS);
+	if (rc)
+		goto out;
+	memset(&in, 0, sizeof(in));
+	in.mode = S_IFREG | (mode & 07777);
+	in.uid = cred->uid;
+	in.gid = d.mode & S_ISGID ? d.gid : cred->gid;
+	mfs_inode_now(&in.mtime);
+	in.atime = in.ctime = in.btime = in.mtime;
+	/* No links from the start: the orphan list keeps it, the last
+	 * forget (or the next open after a crash) removes it, unless
+	 * mfs_link names it first. */
+	rc = mfs_inode_create(v, &in);
+	if (rc)
+		goto out;
+	pthread_mutex_lock(&fs->ref_lock);
+	rc = ref_add(fs, in.ino, 1, 0);
+	r = rc ? NULL : ref_find(fs, in.ino);
+	if (r)
+		r->linkable = true;
+	pthread_mutex_unlock(&fs->ref_lock);
+	if (rc) {
+		mfs_inode_remove(v, &in);
+		goto out;
+	}
+	rc = drop_inode(fs, &in);
+	if (rc) {
+		unlock(fs);
+		mfs_forget(fs, in.ino, 1); /* reaps it; takes the lock */
+		return rc;
+	}
+	to_attr(&in, attr);
+out:
+	unlock(fs);
+	return rc;
+}
+
+/* Was ino made by mfs_tmpfile and never linked? Then its first link takes
+ * it off the orphan list. */
+static bool take_linkable(struct mfs_fs *fs, uint64_t ino)
+{
+	struct ref *r;
+	bool yes;
+
+	pthread_mutex_lock(&fs->ref_lock);
+	r = ref_find(fs, ino);
+	yes = r && r->linkable;
+	if (yes)
+		r->linkable = false;
+	pthread_mutex_unlock(&fs->ref_lock);
+	return yes;
+}
+
 int mfs_link(struct mfs_fs *fs, uint64_t ino, uint64_t newparent,
 	     const char *newname, struct mfs_attr *attr)
 {
@@ -1159,10 +1227,6 @@ int mfs_link(struct mfs_fs *fs, uint64_t ino, uint64_t newparent,
 		rc = -EPERM;
 		goto out;
 	}
-	if (in.nlink == 0) {
-		rc = -ENOENT;
-		goto out;
-	}
 	if (in.nlink >= MFS_LINK_MAX) {
 		rc = -EMLINK;
 		goto out;
@@ -1170,6 +1234,20 @@ int mfs_link(struct mfs_fs *fs, uint64_t ino, uint64_t newparent,
 	rc = need_space(fs, OP_BLOCKS);
 	if (rc)
 		goto out;
+	/* An unlinked file cannot be named again (ENOENT, as on ext4),
+	 * except an O_TMPFILE file (linkat with AT_EMPTY_PATH). */
+	if (in.nlink == 0) {
+		struct mfs_key k = mfs_key_make(MFS_ORPHAN_OBJID,
+						MFS_ITEM_ORPHAN, ino);
+
+		if (!take_linkable(fs, ino)) {
+			rc = -ENOENT;
+			goto out;
+		}
+		rc = mfs_btree_delete(v, MFS_TREE_FS, &k);
+		if (rc)
+			goto out;
+	}
 	rc = mfs_dir_add(v, newparent, newname, len, ino, dtype(in.mode));
 	if (rc)
 		goto out;

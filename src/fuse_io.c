@@ -39,6 +39,9 @@
  *   thread notes its request as read would (mfs_fuse_io_note), and writev
  *   hands the reply to a ring request to its ring (mfs_uring_reply).
  *
+ * - read also turns FUSE_TMPFILE into a CREATE that op_create recognises
+ *   (see "O_TMPFILE" below).
+ *
  * Splice reads would bypass the read hook, so init switches
  * FUSE_CAP_SPLICE_READ off with this on (without a write_buf operation it
  * only adds a copy). If anything here fails, or the kernel does not offer
@@ -71,6 +74,15 @@ static _Thread_local struct {
 	bool kill;              /* WRITE, OPEN: the kernel's kill flag */
 } cur;
 
+/*
+ * O_TMPFILE. The kernel sends FUSE_TMPFILE (protocol 7.37), which libfuse
+ * 3.14 does not know (it would answer ENOSYS, and the kernel would give
+ * up on O_TMPFILE for good). Its request and reply are laid out as
+ * CREATE's (fuse_create_in and a name; fuse_entry_out and fuse_open_out),
+ * so read turns its opcode into FUSE_CREATE and notes that it did:
+ * op_create asks mfs_fuse_io_tmpfile and makes an unlinked file instead.
+ */
+
 /* Read a field of the request at off, if the request is long enough. */
 static bool field(const void *buf, size_t n, size_t off, void *out,
 		  size_t size)
@@ -81,7 +93,7 @@ static bool field(const void *buf, size_t n, size_t off, void *out,
 	return true;
 }
 
-static void note_request(const void *buf, ssize_t res)
+static void note_request(void *buf, ssize_t res)
 {
 	const size_t h = sizeof(struct fuse_in_header);
 	struct fuse_in_header in;
@@ -95,6 +107,11 @@ static void note_request(const void *buf, ssize_t res)
 	cur.unique = in.unique;
 	cur.nodeid = in.nodeid;
 	switch (in.opcode) {
+	case FUSE_TMPFILE:
+		v = FUSE_CREATE;
+		memcpy((char *)buf + offsetof(struct fuse_in_header, opcode), &v,
+		       sizeof(v));
+		break;
 	case FUSE_INIT:
 		if (field(buf, n, h + offsetof(struct fuse_init_in, flags),
 			  &v, sizeof(v)))
@@ -261,7 +278,7 @@ static ssize_t io_writev(int fd, struct iovec *iov, int count, void *userdata)
 	return writev(fd, iov, count);
 }
 
-void mfs_fuse_io_note(const void *buf, size_t len)
+void mfs_fuse_io_note(void *buf, size_t len)
 {
 	note_request(buf, (ssize_t)len);
 }
@@ -290,6 +307,11 @@ bool mfs_fuse_io_offered_killpriv_v2(void)
 {
 	return cur.opcode == FUSE_INIT &&
 	       (cur.init_flags & FUSE_HANDLE_KILLPRIV_V2);
+}
+
+bool mfs_fuse_io_tmpfile(uint64_t parent)
+{
+	return cur.opcode == FUSE_TMPFILE && cur.nodeid == parent;
 }
 
 bool mfs_fuse_io_kill(enum mfs_raw_op op, uint64_t nodeid)

@@ -718,6 +718,26 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct mfs_attr a;
 	int rc;
 
+	/* open(O_TMPFILE): FUSE_TMPFILE, which fuse_io.c handed libfuse as
+	 * a CREATE (the same request and reply). An unlinked file, counted
+	 * as looked up; a RELEASE, if the kernel sends one, finds no open
+	 * count and does nothing. */
+	if (mfs_fuse_io_tmpfile(parent)) {
+		rc = mfs_tmpfile(d->fs, &cred, parent, mode, &a);
+		if (rc == 0 && (rc = changed(d)) != 0)
+			mfs_forget(d->fs, a.ino, 1);
+		if (rc) {
+			reply_rc(req, rc);
+			return;
+		}
+		entry_of(&a, &e);
+		fi->fh = 0;
+		fi->keep_cache = 1;
+		fi->direct_io = 0;
+		if (fuse_reply_create(req, &e, fi) != 0)
+			mfs_forget(d->fs, a.ino, 1);
+		return;
+	}
 	/*
 	 * Without OPEN, CREATE buys nothing: ENOSYS (the kernel's
 	 * no_create) makes open(O_CREAT) of a new name a MKNOD, and the open

@@ -103,8 +103,12 @@ enum mfs_raw_op { MFS_RAW_WRITE, MFS_RAW_OPEN };
 bool mfs_fuse_io_kill(enum mfs_raw_op op, uint64_t nodeid);
 
 /* fuse_io.c, for fuse_uring.c: note a request this thread is about to
- * hand to libfuse, as the read hook does for /dev/fuse. */
-void mfs_fuse_io_note(const void *buf, size_t len);
+ * hand to libfuse, as the read hook does for /dev/fuse (which may rewrite
+ * its opcode: FUSE_TMPFILE). */
+void mfs_fuse_io_note(void *buf, size_t len);
+/* In create: is this thread's request really FUSE_TMPFILE in directory
+ * parent (fuse_io.c rewrote it as a CREATE, which libfuse knows)? */
+bool mfs_fuse_io_tmpfile(uint64_t parent);
 
 /*
  * fuse_uring.c: FUSE over io_uring. FUSE_OVER_IO_URING is bit 41 of the

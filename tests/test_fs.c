@@ -3365,6 +3365,45 @@ static void write_handed_over(struct mfs_fs *fs, uint64_t ino, size_t size,
  * back and dropped (the caller keeps one); backward writes keep it. The
  * data never changes, before or after a commit and a reopen.
  */
+/* O_TMPFILE: a file without links on the orphan list; one link may name
+ * it; otherwise the last forget, or the next open after a crash, removes
+ * it. Other files without links stay unnamable (ENOENT). */
+static void test_tmpfile(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_attr a, b, c, x;
+	size_t w;
+
+	assert_int_equal(mfs_tmpfile(fx->fs, &ROOT, MFS_ROOT_INO, 0640, &a), 0);
+	assert_int_equal(a.nlink, 0);
+	assert_int_equal(a.mode, S_IFREG | 0640);
+	assert_int_equal(mfs_write(fx->fs, &ROOT, a.ino, 0, "tmp", 3, 0, &w), 0);
+	assert_int_equal(mfs_link(fx->fs, a.ino, MFS_ROOT_INO, "named", &x), 0);
+	assert_int_equal(x.nlink, 1);
+	mfs_forget(fx->fs, a.ino, 1); /* the link's lookup stays */
+	assert_int_equal(mfs_lookup(fx->fs, MFS_ROOT_INO, "named", &x), 0);
+	assert_int_equal(x.ino, a.ino);
+	assert_int_equal(x.size, 3);
+	/* Once unlinked it is an ordinary orphan: not linkable again. */
+	assert_int_equal(mfs_unlink(fx->fs, MFS_ROOT_INO, "named"), 0);
+	assert_int_equal(mfs_link(fx->fs, a.ino, MFS_ROOT_INO, "again", &x),
+			 -ENOENT);
+	mfs_forget(fx->fs, a.ino, 2);
+	assert_int_equal(mfs_getattr(fx->fs, a.ino, &x), -ENOENT);
+	/* Never named: gone with the last forget. */
+	assert_int_equal(mfs_tmpfile(fx->fs, &ROOT, MFS_ROOT_INO, 0600, &b), 0);
+	assert_int_equal(mfs_fs_sync(fx->fs), 0);
+	mfs_forget(fx->fs, b.ino, 1);
+	assert_int_equal(mfs_getattr(fx->fs, b.ino, &x), -ENOENT);
+	/* Committed, then a crash: the next open removes it. */
+	assert_int_equal(mfs_tmpfile(fx->fs, &ROOT, MFS_ROOT_INO, 0600, &c), 0);
+	assert_int_equal(mfs_fs_sync(fx->fs), 0);
+	crash_reopen(fx);
+	assert_int_equal(mfs_getattr(fx->fs, c.ino, &x), -ENOENT);
+	/* Not in a directory that is not one. */
+	assert_int_equal(mfs_tmpfile(fx->fs, &ROOT, 999999, 0600, &x), -ENOENT);
+}
+
 /* MFS_WRITE_NO_GAP (writeback near full): a write beyond the end first
  * preallocates the gap from the end, so no hole is left if the gap's own
  * data then does not fit; or, without room for both, writes nothing. */
@@ -5870,6 +5909,7 @@ int main(void)
 		T(test_data_rw),
 		T(test_read_cached_drops),
 		T(test_write_no_gap),
+		T(test_tmpfile),
 		T(test_write_behind_drops),
 		T(test_data_efbig),
 		T(test_data_truncate),

@@ -358,6 +358,46 @@ start_fg "$T/log7c" "$IMG" "$M1"
 [ -d "$M1/bydirsync" ] || fail "fsync of a directory: change lost in a crash"
 rm -r "$M1/bysync" "$M1/other" "$M1/bydirsync"
 umount "$M1"; wait_exit "$DAEMON"
+begin "O_TMPFILE: linkat names it, O_EXCL keeps it nameless, a crash reclaims it"
+start_fg "$T/log6d" "$IMG" "$M1"
+used0=$(( $(stat -f -c "%b - %f" "$M1") ))
+python3 - "$M1" "$T/tmpfile.ready" <<'EOF' &
+import ctypes, errno, os, sys, time
+mnt, ready = sys.argv[1], sys.argv[2]
+libc = ctypes.CDLL(None, use_errno=True)
+def linkat(fd, path):
+    if libc.linkat(fd, b"", -100, path.encode(), 0x1000) != 0:  # AT_EMPTY_PATH
+        return ctypes.get_errno()
+    return 0
+before = sorted(os.listdir(mnt))
+fd = os.open(mnt, os.O_TMPFILE | os.O_RDWR, 0o640)
+os.write(fd, b"named later")
+assert os.fstat(fd).st_nlink == 0, "a tmpfile has no links"
+assert sorted(os.listdir(mnt)) == before, "a tmpfile has no name"
+assert linkat(fd, mnt + "/tmpnamed") == 0, "linkat of an O_TMPFILE file"
+assert os.fstat(fd).st_nlink == 1
+os.fsync(fd)  # its data and its name: durable
+ex = os.open(mnt, os.O_TMPFILE | os.O_RDWR | os.O_EXCL, 0o600)
+assert linkat(ex, mnt + "/never") == errno.ENOENT, "O_EXCL: must not be linkable"
+big = os.open(mnt, os.O_TMPFILE | os.O_WRONLY, 0o600)
+os.write(big, os.urandom(8 << 20))
+os.fsync(big)  # committed: an unlinked file on the orphan list
+open(ready, "w").close()
+time.sleep(60)  # holds it open until the crash
+EOF
+PY=$!
+wait_for test -e "$T/tmpfile.ready" || fail "the O_TMPFILE program did not get ready"
+used1=$(( $(stat -f -c "%b - %f" "$M1") ))
+[ $((used1 - used0)) -ge 2048 ] || fail "8 MiB in an open tmpfile: $((used1 - used0)) blocks used"
+crash
+kill "$PY" 2>/dev/null; wait "$PY" 2>/dev/null
+start_fg "$T/log7d" "$IMG" "$M1"
+[ "$(cat "$M1/tmpnamed")" = "named later" ] || fail "the linked tmpfile lost its data"
+used2=$(( $(stat -f -c "%b - %f" "$M1") ))
+[ $((used2 - used0)) -lt 256 ] || fail "the unnamed tmpfile's 8 MiB not reclaimed: $((used2 - used0)) blocks"
+rm "$M1/tmpnamed"
+umount "$M1"; wait_exit "$DAEMON"
+fsck_clean "$IMG"
 begin "-o sync"
 start_fg "$T/log8" -o sync,commit=0 "$IMG" "$M1"
 mkdir "$M1/synced" || fail "mkdir failed"

@@ -165,6 +165,12 @@ int mfs_readlink(struct mfs_fs *fs, uint64_t ino, char *buf, size_t size,
  * mfs_open/mfs_create add one to the open count, mfs_release takes it. */
 int mfs_open(struct mfs_fs *fs, const struct mfs_cred *cred, uint64_t ino,
 	     int flags);
+/* open(O_TMPFILE) in directory parent: a new regular file with no links
+ * (on the orphan list, so a crash reclaims it), with one lookup counted.
+ * mfs_link may name it once (linkat AT_EMPTY_PATH), unlike any other file
+ * without links. */
+int mfs_tmpfile(struct mfs_fs *fs, const struct mfs_cred *cred,
+		uint64_t parent, uint32_t mode, struct mfs_attr *attr);
 int mfs_create(struct mfs_fs *fs, const struct mfs_cred *cred,
 	       uint64_t parent, const char *name, uint32_t mode, int flags,
 	       struct mfs_attr *attr);

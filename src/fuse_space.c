@@ -108,6 +108,7 @@ struct mfs_space {
 	uint64_t dirty_normal;    /* the bdi's limit as mounted, bytes */
 	uint64_t dirty_max;       /* the limit now, bytes (as counted) */
 	uint64_t dirty_real;      /* the kernel's, where it is not ours */
+	uint64_t fitted;          /* the target fit_dirty_max last checked */
 	uint64_t headroom;        /* bytes kept for data in the page cache */
 	pthread_mutex_t lock;     /* the limit, the queue, the drops */
 	/* Inodes armed (their attributes invalidated, the next write(2)
@@ -174,6 +175,12 @@ static void fit_dirty_max(struct mfs_space *s, uint64_t left)
 		}
 		return;
 	}
+	/* Read back only when the target moved by an eighth since: a
+	 * sysfs read per WRITE would cost small writes a tenth. */
+	if (s->lowered && want <= s->fitted + s->fitted / 8 &&
+	    want >= s->fitted - s->fitted / 8)
+		return;
+	s->fitted = want;
 	s->dirty_max = read_u64(s->bytes_fd);
 	if (s->lowered && s->dirty_max <= want + want / 4 &&
 	    s->dirty_max >= want - want / 4)

@@ -709,6 +709,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		mfs_release(d->fs, ino);
 }
 
+/* The kernel will not hold what create made: give back its lookup (and
+ * open) count. */
+static void uncreate(struct mfs_fuse *d, uint64_t ino, bool opened)
+{
+	if (opened)
+		mfs_release(d->fs, ino);
+	mfs_forget(d->fs, ino, 1);
+}
+
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
@@ -716,48 +725,32 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct mfs_cred cred = cred_of(req);
 	struct fuse_entry_param e;
 	struct mfs_attr a;
+	bool opened = false;
 	int rc;
 
-	/* open(O_TMPFILE): FUSE_TMPFILE, which fuse_io.c handed libfuse as
-	 * a CREATE (the same request and reply). An unlinked file, counted
-	 * as looked up; a RELEASE, if the kernel sends one, finds no open
-	 * count and does nothing. */
 	if (mfs_fuse_io_tmpfile(parent)) {
+		/* open(O_TMPFILE): FUSE_TMPFILE, which fuse_io.c handed
+		 * libfuse as a CREATE (the same request and reply). An
+		 * unlinked file, counted as looked up; a RELEASE, if the
+		 * kernel sends one, finds no open count and does nothing. */
 		rc = mfs_tmpfile(d->fs, &cred, parent, mode, &a);
-		if (rc == 0 && (rc = changed(d)) != 0)
-			mfs_forget(d->fs, a.ino, 1);
-		if (rc) {
-			reply_rc(req, rc);
-			return;
-		}
-		entry_of(&a, &e);
-		fi->fh = 0;
-		fi->keep_cache = 1;
-		fi->direct_io = 0;
-		if (fuse_reply_create(req, &e, fi) != 0)
-			mfs_forget(d->fs, a.ino, 1);
-		return;
-	}
-	/*
-	 * Without OPEN, CREATE buys nothing: ENOSYS (the kernel's
-	 * no_create) makes open(O_CREAT) of a new name a MKNOD, and the open
-	 * that follows costs no round trip, as above. The RELEASE that
-	 * kernels such as 6.18 still send, despite no_open, for every file
-	 * made by CREATE goes too.
-	 */
-	if (d->no_open) {
+	} else if (d->no_open) {
+		/*
+		 * Without OPEN, CREATE buys nothing: ENOSYS (the kernel's
+		 * no_create) makes open(O_CREAT) of a new name a MKNOD, and
+		 * the open that follows costs no round trip, as above. The
+		 * RELEASE that kernels such as 6.18 still send, despite
+		 * no_open, for every file made by CREATE goes too.
+		 */
 		fuse_reply_err(req, ENOSYS);
 		return;
+	} else {
+		rc = mfs_create(d->fs, &cred, parent, name, mode,
+				core_open_flags(d, fi->flags), &a);
+		opened = true;
 	}
-	rc = mfs_create(d->fs, &cred, parent, name, mode,
-			core_open_flags(d, fi->flags), &a);
-	if (rc == 0) {
-		rc = changed(d);
-		if (rc) {
-			mfs_release(d->fs, a.ino);
-			mfs_forget(d->fs, a.ino, 1);
-		}
-	}
+	if (rc == 0 && (rc = changed(d)) != 0)
+		uncreate(d, a.ino, opened);
 	if (rc) {
 		reply_rc(req, rc);
 		return;
@@ -766,10 +759,8 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fi->fh = 0;
 	fi->keep_cache = 1;
 	fi->direct_io = 0;
-	if (fuse_reply_create(req, &e, fi) != 0) {
-		mfs_release(d->fs, a.ino);
-		mfs_forget(d->fs, a.ino, 1);
-	}
+	if (fuse_reply_create(req, &e, fi) != 0)
+		uncreate(d, a.ino, opened);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

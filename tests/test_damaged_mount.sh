@@ -109,6 +109,13 @@ step() {
 	fi
 }
 
+# start_daemon: mmapfs -f on $T/img, stderr in $T/log, PID set; waits
+# until it mounted or exited (up to 10 s).
+start_daemon() {
+	mnt_daemon "$MNT" "$T/log" "$MMAPFS" -f "$T/img" "$MNT"
+	PID=$MNT_PID
+}
+
 mkdir "$MNT" || exit 1
 "$DAMAGE" base "$T/base.img" || { echo "FAIL: cannot build the base image"; exit 1; }
 "$FSCK" -fn "$T/base.img" >"$T/fsck.out" 2>&1 ||
@@ -125,13 +132,7 @@ for KIND in $KINDS; do
 	SUB=$("$DAMAGE" "$KIND" "$T/img") || { fail "mfs_damage failed"; continue; }
 	EIO=0
 	: >"$T/log"
-	"$MMAPFS" -f "$T/img" "$MNT" 2>"$T/log" </dev/null &
-	PID=$!
-	for _ in $(seq 100); do
-		mounted && break
-		kill -0 "$PID" 2>/dev/null || break
-		sleep 0.1
-	done
+	start_daemon
 	if ! mounted; then
 		# Refused: one line, a non-zero status, no signal.
 		wait_exit
@@ -153,13 +154,7 @@ for KIND in $KINDS; do
 			frc=$?
 			[ "$frc" = 1 ] ||
 				fail "fsck.mmapfs -y exit $frc, not 1 (repaired): $(tail -3 "$T/fsck.out")"
-			"$MMAPFS" -f "$T/img" "$MNT" 2>"$T/log" </dev/null &
-			PID=$!
-			for _ in $(seq 100); do
-				mounted && break
-				kill -0 "$PID" 2>/dev/null || break
-				sleep 0.1
-			done
+			start_daemon
 			if mounted; then
 				ls -la "$MNT" >/dev/null || fail "ls after the repair"
 				umount "$MNT"

@@ -965,6 +965,25 @@ static int put_target(struct mfs_vol *v, uint64_t ino, const char *target,
 	return 0;
 }
 
+/* A new inode of mode made by cred in directory dir, before its links,
+ * size and place: owner, times, and what a setgid directory passes on
+ * (its group; its setgid bit, to subdirectories). */
+static void init_inode(struct mfs_inode *in, const struct mfs_cred *cred,
+		       const struct mfs_inode *dir, uint32_t mode)
+{
+	memset(in, 0, sizeof(*in));
+	in->mode = mode;
+	in->uid = cred->uid;
+	in->gid = cred->gid;
+	if (dir->mode & S_ISGID) {
+		in->gid = dir->gid;
+		if (S_ISDIR(mode))
+			in->mode |= S_ISGID;
+	}
+	mfs_inode_now(&in->mtime);
+	in->atime = in->ctime = in->btime = in->mtime;
+}
+
 /*
  * The common part of mknod, mkdir, symlink and create: a new inode of
  * `mode` named `name` in `parent`. Caller holds the write lock.
@@ -1006,23 +1025,11 @@ static int new_entry(struct mfs_fs *fs, const struct mfs_cred *cred,
 	if (rc)
 		return rc;
 
-	memset(in, 0, sizeof(*in));
-	in->mode = mode;
-	in->uid = cred->uid;
-	in->gid = cred->gid;
-	if (d.mode & S_ISGID) {
-		/* setgid directories pass their group on, and their setgid
-		 * bit to subdirectories. */
-		in->gid = d.gid;
-		if (S_ISDIR(mode))
-			in->mode |= S_ISGID;
-	}
+	init_inode(in, cred, &d, mode);
 	in->nlink = S_ISDIR(mode) ? 2 : 1;
 	in->rdev = rdev;
 	in->parent = S_ISDIR(mode) ? parent : 0;
 	in->size = S_ISDIR(mode) ? MFS_BLOCK_SIZE : tlen;
-	mfs_inode_now(&in->mtime);
-	in->atime = in->ctime = in->btime = in->mtime;
 	rc = mfs_inode_create(v, in);
 	if (rc)
 		return rc;
@@ -1144,12 +1151,7 @@ int mfs_tmpfile(struct mfs_fs *fs, const struct mfs_cred *cred,
 		rc = need_space(fs, OP_BLOCKS);
 	if (rc)
 		goto out;
-	memset(&in, 0, sizeof(in));
-	in.mode = S_IFREG | (mode & 07777);
-	in.uid = cred->uid;
-	in.gid = d.mode & S_ISGID ? d.gid : cred->gid;
-	mfs_inode_now(&in.mtime);
-	in.atime = in.ctime = in.btime = in.mtime;
+	init_inode(&in, cred, &d, S_IFREG | (mode & 07777));
 	/* No links from the start: the orphan list keeps it, the last
 	 * forget (or the next open after a crash) removes it, unless
 	 * mfs_link names it first. */

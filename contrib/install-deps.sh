@@ -15,6 +15,8 @@
 #                 attr acl (getfattr/setfattr, getfacl/setfacl on a mount),
 #                 python3 (test helpers), procps (pgrep, in the mount
 #                 tests), mount (mount, losetup; a tmpfs for a full host)
+#   fuzzing       clang libclang-rt-14-dev (libFuzzer and the sanitizers'
+#                 runtimes for clang: contrib/fuzz.sh, tests/fuzz/)
 set -euo pipefail
 
 PACKAGES=(
@@ -23,6 +25,7 @@ PACKAGES=(
 	fuse3
 	e2fsprogs dosfstools xfsprogs btrfs-progs util-linux
 	attr acl python3 procps mount
+	clang libclang-rt-14-dev
 )
 
 missing=()

@@ -6,12 +6,14 @@
 # On Debian 12 as root: installs the packages the project needs, checks
 # layer discipline, builds with warnings as errors in build-ci/ and runs
 # every test, then builds again with AddressSanitizer and
-# UndefinedBehaviorSanitizer in build-asan/ and runs every test again.
+# UndefinedBehaviorSanitizer in build-asan/ and runs every test again, then
+# runs each fuzz harness (tests/fuzz/) for a bounded time with libFuzzer.
 # Both build directories are recreated from scratch. Exits non-zero on the
 # first failure, after printing the failing tests' logs.
 #
 # Environment: MMAPFS_SKIP_DEPS=1 skips the package step (for non-root use
-# on a machine that already has everything).
+# on a machine that already has everything); MMAPFS_FUZZ_SECONDS (default
+# 45) is how long each fuzz harness runs.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -73,4 +75,12 @@ export ASAN_OPTIONS=detect_leaks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 build_and_test build-asan -Db_sanitize=address,undefined
 
-step "all tests passed (build-ci and build-asan; build-release compiles clean)"
+# Coverage-guided fuzzing of everything that reads an image and of the
+# command lines (tests/fuzz/), with ASan and UBSan: a bounded run of each
+# harness, from the checked-in corpus. A crash, a leak, a hang or a broken
+# promise fails here; contrib/fuzz.sh says how to reproduce it.
+step "fuzz: every harness for ${MMAPFS_FUZZ_SECONDS:-45} s (contrib/fuzz.sh)"
+rm -rf build-fuzz
+contrib/fuzz.sh -t "${MMAPFS_FUZZ_SECONDS:-45}" -b build-fuzz -d "$(mktemp -d)"
+
+step "all tests passed (build-ci and build-asan; build-release compiles clean; fuzzing found nothing)"

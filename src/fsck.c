@@ -140,15 +140,15 @@ static int exit_code(const struct mfs_check_result *r)
 	return code;
 }
 
-int main(int argc, char **argv)
+/* The command line into *o, *prog and *mode ('n', 'y', 'p' or 0). Returns
+ * -1 to go on, or the exit status (after -V and -h: 0; a wrong command
+ * line: EXIT_USAGE, one line on stderr). Reads nothing but argv (and
+ * whether -C's descriptor is open). */
+static int parse_args(int argc, char **argv, struct mfs_check_opts *o,
+		      struct progress *prog, char *mode)
 {
-	struct mfs_check_opts o = { 0 };
-	struct mfs_check_result r;
-	struct progress prog = { -1, NULL };
-	char mode = 0;
-	int opt, rc;
+	int opt;
 
-	mfs_log_set_progname(PROG);
 	opterr = 0;
 	while ((opt = getopt(argc, argv, ":nypafC:vVh")) != -1) {
 		char m = 0;
@@ -157,8 +157,8 @@ int main(int argc, char **argv)
 		case 'n': m = 'n'; break;
 		case 'y': m = 'y'; break;
 		case 'p': case 'a': m = 'p'; break;
-		case 'f': o.flags |= MFS_CHECK_FORCE; break;
-		case 'v': o.flags |= MFS_CHECK_VERBOSE; break;
+		case 'f': o->flags |= MFS_CHECK_FORCE; break;
+		case 'v': o->flags |= MFS_CHECK_VERBOSE; break;
 		case 'C': {
 			char *end;
 			long fd;
@@ -171,7 +171,7 @@ int main(int argc, char **argv)
 			if (fd != 0 && fcntl((int)fd, F_GETFD) < 0)
 				return usage_error("-C: file descriptor %s is not open",
 						   optarg);
-			prog.fd = (int)fd;
+			prog->fd = (int)fd;
 			break;
 		}
 		case 'V':
@@ -188,10 +188,10 @@ int main(int argc, char **argv)
 					   (char[]){ (char)optopt, 0 });
 		}
 		if (m) {
-			if (mode && mode != m)
+			if (*mode && *mode != m)
 				return usage_error("%s", "only one of -n, -y and -p "
 						   "may be given");
-			mode = m;
+			*mode = m;
 		}
 	}
 	if (optind >= argc)
@@ -200,7 +200,22 @@ int main(int argc, char **argv)
 		return usage_error("unexpected argument '%s' (one image at a time)",
 				   argv[optind + 1]);
 
-	o.name = argv[optind];
+	o->name = argv[optind];
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct mfs_check_opts o = { 0 };
+	struct mfs_check_result r;
+	struct progress prog = { -1, NULL };
+	char mode = 0;
+	int rc;
+
+	mfs_log_set_progname(PROG);
+	rc = parse_args(argc, argv, &o, &prog, &mode);
+	if (rc >= 0)
+		return rc;
 	o.out = stdout;
 	if (prog.fd >= 0) {
 		prog.name = o.name;

@@ -804,8 +804,10 @@ int mfs_format(const char *path, const struct mfs_format_opts *opts)
 		v->sb.uuid[6] = (v->sb.uuid[6] & 0x0f) | 0x40; /* v4 UUID */
 		v->sb.uuid[8] = (v->sb.uuid[8] & 0x3f) | 0x80;
 	}
-	if (getrandom(v->sb.hash_seed, sizeof(v->sb.hash_seed), 0) !=
-	    sizeof(v->sb.hash_seed)) {
+	if (opts->hash_seed) {
+		memcpy(v->sb.hash_seed, opts->hash_seed, sizeof(v->sb.hash_seed));
+	} else if (getrandom(v->sb.hash_seed, sizeof(v->sb.hash_seed), 0) !=
+		   sizeof(v->sb.hash_seed)) {
 		rc = -EIO;
 		goto out;
 	}

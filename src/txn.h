@@ -29,6 +29,8 @@ struct mfs_format_opts {
 	bool prealloc;                 /* fallocate the whole image */
 	const char *label;             /* NULL or up to MFS_LABEL_MAX bytes */
 	const uint8_t *uuid;           /* NULL: random */
+	const uint64_t *hash_seed;     /* NULL: random; else 2 words (the
+					* directory-name hash key) */
 	uint64_t time;                 /* 0: now */
 	uint32_t root_uid, root_gid;   /* owner of / and lost+found */
 };

@@ -970,7 +970,7 @@ static void cf_verify_rw(struct cf *c, const char *tag)
 	struct mfs_attr a;
 	uint8_t buf[20000];
 	struct iovec iov[16];
-	unsigned cnt;
+	unsigned cnt = 0;
 	size_t n = 0;
 	int rc;
 

@@ -672,6 +672,13 @@ int mfs_fs_copy_on_sync(struct mfs_fs *fs, const char *path)
 	return 0;
 }
 
+void mfs_fs_fail_syncs(struct mfs_fs *fs, unsigned n)
+{
+	wrlock(fs);
+	fs->v->img->fail_syncs = n;
+	unlock(fs);
+}
+
 int mfs_fs_close(struct mfs_fs *fs)
 {
 	int rc = 0, rc2;
@@ -789,6 +796,14 @@ static int resolve(struct mfs_vol *v, uint64_t parent, const char *name,
 	rc = mfs_inode_read(v, ino, in);
 	if (rc == -ENOENT)
 		return MFS_CORRUPT(v, "directory %llu: entry for missing inode %llu",
+				   (unsigned long long)parent,
+				   (unsigned long long)ino);
+	/* Names and link counts change together under the write lock: an
+	 * entry naming an inode with no links is damage (ext4: "deleted
+	 * inode referenced"), not a file being removed. */
+	if (!rc && in->nlink == 0)
+		return MFS_CORRUPT(v, "directory %llu: entry for inode %llu, "
+				   "whose link count is 0",
 				   (unsigned long long)parent,
 				   (unsigned long long)ino);
 	return rc;

@@ -3,9 +3,9 @@
  * main.c — mmapfs, the FUSE daemon: mount an mmapfs image.
  *
  * Layer: program. Parses the command line (mount_opts.c), opens the image
- * with the core (mfs_fs_open), mounts it through libfuse with the glue in fuse_ops.c,
- * runs the session loop and a commit timer, and closes the image cleanly
- * (commit, mark clean) on unmount, SIGTERM, SIGINT or SIGHUP.
+ * with the core (mfs_fs_open), mounts it through libfuse with the glue in
+ * fuse_ops.c, runs the session loop and a commit timer, and closes the
+ * image cleanly (commit, mark clean) on unmount, SIGTERM, SIGINT or SIGHUP.
  *
  *   mmapfs [-f] [-d] [-s] [-o OPTION[,OPTION...]] IMAGE MOUNTPOINT
  *
@@ -688,6 +688,10 @@ int main(int argc, char *argv[])
 			strerror(-rc));
 		goto out_unmount;
 	}
+	/* Test hook (tests/test_damaged_mount.sh): a disk that fails the
+	 * next N syncs, once the image is marked in use. */
+	if (getenv("MMAPFS_TEST_FAIL_SYNCS"))
+		mfs_fs_fail_syncs(d.fs, (unsigned)atoi(getenv("MMAPFS_TEST_FAIL_SYNCS")));
 	if (fuse_daemonize(o.foreground) != 0) {
 		fprintf(stderr, "mmapfs: cannot detach from the terminal\n");
 		goto out_unmount;

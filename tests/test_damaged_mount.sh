@@ -10,20 +10,31 @@
 # used and free, bad entry name lengths, a directory cycle, bad modes and
 # link counts, a stray orphan entry, a missing symlink chunk, a bad xattr,
 # garbage superblocks, a truncated image (see `mfs_damage list`). For each
-# kind the daemon is started in the foreground on the damaged copy, and
-# either
-#   - refuses it: a non-zero exit (not a signal), exactly one line on
-#     stderr, "mmapfs: ...", nothing mounted; or
-#   - mounts it, and a workload — find + stat of everything, every file
-#     read, ls -laR, getfattr -R, readlink, a new file written and
-#     fsync'd, rm -rf of the damaged subtree — gets only normal results or
-#     EIO (each step under `timeout`: a hang fails), after which the daemon
-#     must still answer, unmount cleanly and exit with 0 or 1 (mmapfs(8):
-#     1 = the image could not be closed cleanly, which a volume that met
-#     corruption is not). Whenever anything got EIO, the daemon's log must
-#     hold a one-line "mmapfs: corruption: ..." message.
+# kind the daemon is started in the foreground on the damaged copy, and must
+# do what mmapfs(8) says and mfs_damage's table expects of that kind:
+#   - refused: a non-zero exit (not a signal), exactly one line on stderr,
+#     "mmapfs: ...", nothing mounted; when the line says "corruption", it
+#     names the repair command, fsck.mmapfs -y repairs the image and it
+#     then mounts;
+#   - eio: it mounts, and a workload — find + stat of everything, every
+#     file read, ls -laR, getfattr -R, readlink, a new file written and
+#     fsync'd, rm -rf of the damaged subtree — meets the damage: EIO, a
+#     one-line "mmapfs: corruption: ..." in the log, and from then on the
+#     file system is read-only (a new file: EROFS); at unmount the daemon
+#     exits with 1 ("could not close the image cleanly");
+#   - logged: the same, except that no reader sees EIO (the damage is found
+#     writing or freeing blocks);
+#   - none: it mounts, serves the image, logs no corruption, exits 0.
+# Every step of the workload gets only normal results, EIO or EROFS (each
+# under `timeout`: a hang fails); the daemon must still answer after it.
 # Never a core dump, a sanitizer report or a signal. Then fsck.mmapfs -fn
 # must run on what the daemon left (exit 0, 4 or 8; no signal).
+#
+# Then the read-only fallback after a failed commit (mmapfs(8),
+# "Durability"), with the daemon's MMAPFS_TEST_FAIL_SYNCS hook as a disk
+# that fails: fsync gets EIO, a second fsync does not claim success, later
+# changes get EROFS, the log says so in one line, the daemon exits 1 at
+# unmount, and the image is as of the last commit and clean.
 #
 # MMAPFS_DAMAGE_KINDS="kind ..." runs only those kinds.
 #
@@ -121,7 +132,8 @@ mkdir "$MNT" || exit 1
 "$FSCK" -fn "$T/base.img" >"$T/fsck.out" 2>&1 ||
 	{ cat "$T/fsck.out"; echo "FAIL: the base image is not clean"; exit 1; }
 
-KINDS=${MMAPFS_DAMAGE_KINDS:-$("$DAMAGE" list)}
+KIND_TABLE=$("$DAMAGE" list) || { echo "FAIL: mfs_damage list"; exit 1; }
+KINDS=${MMAPFS_DAMAGE_KINDS:-$(echo "$KIND_TABLE" | cut -d' ' -f1)}
 NKINDS=0
 NREFUSED=0
 NMOUNTED=0
@@ -129,6 +141,8 @@ NREPAIRED=0
 for KIND in $KINDS; do
 	NKINDS=$((NKINDS + 1))
 	cp --sparse=always "$T/base.img" "$T/img"
+	EXPECT=$(echo "$KIND_TABLE" | awk -v k="$KIND" '$1 == k { print $2 }')
+	[ -n "$EXPECT" ] || { fail "not in mfs_damage's table"; continue; }
 	SUB=$("$DAMAGE" "$KIND" "$T/img") || { fail "mfs_damage failed"; continue; }
 	EIO=0
 	: >"$T/log"
@@ -143,6 +157,8 @@ for KIND in $KINDS; do
 			fail "refusal is not one line: $(head -c 1000 "$T/log")"
 		grep -q "^mmapfs: " "$T/log" || fail "refusal does not start with 'mmapfs: '"
 		echo "$KIND: refused, status $rc: $(head -c 200 "$T/log")"
+		[ "$rc" = 1 ] || fail "refused with exit status $rc, not 1"
+		[ "$EXPECT" = refused ] || fail "refused, but it must mount ($EXPECT)"
 		NREFUSED=$((NREFUSED + 1))
 		# The repair path a user follows: the refusal names the
 		# command, and fsck.mmapfs -y (no -f: the image may say it is
@@ -172,6 +188,7 @@ for KIND in $KINDS; do
 		continue
 	fi
 	NMOUNTED=$((NMOUNTED + 1))
+	[ "$EXPECT" != refused ] || fail "mounted, but it must be refused"
 
 	# A directory cycle: the kernel refuses a second name for a directory
 	# inode it has cached (ELOOP); find may see the loop itself.
@@ -208,15 +225,37 @@ for KIND in $KINDS; do
 	timeout 10 ls "$MNT" >/dev/null 2>"$T/ls.err" ||
 		grep -q "Input/output error" "$T/ls.err" || fail "readdir of the root fails"
 
+	# What the kind must have done by now.
+	corrupt=0
+	grep -q "^mmapfs: corruption: " "$T/log" && corrupt=1
+	case $EXPECT in
+	eio|logged)
+		[ "$corrupt" = 1 ] || fail "no corruption line in the log ($EXPECT)"
+		[ "$EXPECT" = logged ] || [ "$EIO" = 1 ] ||
+			fail "the workload met no EIO"
+		# Read-only from the first damage found: a new name is EROFS.
+		if timeout 10 touch "$MNT/after-damage" 2>"$T/touch.err"; then
+			fail "a change after the damage was found succeeded (not read-only)"
+		else
+			grep -q "Read-only file system" "$T/touch.err" ||
+				fail "a change after the damage: $(cat "$T/touch.err"), not EROFS"
+		fi
+		;;
+	none)
+		[ "$corrupt" = 0 ] ||
+			fail "corruption logged: $(grep -m1 corruption "$T/log")"
+		;;
+	esac
+
 	timeout 60 fusermount3 -u "$MNT" 2>"$T/umount.err" ||
 		fail "unmount failed: $(cat "$T/umount.err")"
 	wait_exit
 	rc=$RC
 	mounted && { fail "still mounted"; fusermount3 -u -z "$MNT"; }
 	check_exit "$rc" "unmount"
-	case $rc in
-	0|1) ;;
-	*) fail "daemon exit status $rc after unmount" ;;
+	case $EXPECT:$rc in
+	eio:1|logged:1|none:0) ;;
+	*) fail "daemon exit status $rc after unmount ($EXPECT)" ;;
 	esac
 	if [ "$EIO" = 1 ] || [ "$rc" = 1 ]; then
 		grep -q "^mmapfs: corruption: " "$T/log" ||
@@ -235,6 +274,61 @@ for KIND in $KINDS; do
 	grep -q "Sanitizer\|runtime error" "$T/fsck.out" && fail "fsck: sanitizer report"
 	echo "$KIND: mounted; $( [ "$EIO" = 1 ] && echo "EIO seen" || echo "no EIO"); daemon exit $rc; fsck -fn exit $frc"
 done
+
+# ---- a disk that fails a commit's sync -----------------------------
+KIND=sync-failure
+"$MKFS" -q -F "$T/img" 16M || fail "mkfs"
+: >"$T/log"
+MMAPFS_TEST_FAIL_SYNCS=1 mnt_daemon "$MNT" "$T/log" "$MMAPFS" -f -o commit=0 "$T/img" "$MNT"
+PID=$MNT_PID
+if mounted; then
+	python3 - "$MNT" <<'PYEOF' || fail "fsync after a failed commit"
+import errno, os, sys
+fd = os.open(sys.argv[1] + "/file", os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"x" * 10000)
+for attempt in (1, 2):
+    try:
+        os.fsync(fd)
+        sys.exit("fsync %d succeeded although the commit's sync failed"
+                 % attempt)
+    except OSError as e:
+        # The first is the failed commit (EIO); a retry must not claim
+        # the data durable (EIO or EROFS: the volume is read-only now).
+        want = (errno.EIO,) if attempt == 1 else (errno.EIO, errno.EROFS)
+        if e.errno not in want:
+            sys.exit("fsync %d: %s" % (attempt, e))
+os.close(fd)
+PYEOF
+	if timeout 10 mkdir "$MNT/later" 2>"$T/mkdir.err"; then
+		fail "a change after the failed commit succeeded (not read-only)"
+	else
+		grep -q "Read-only file system" "$T/mkdir.err" ||
+			fail "a change after the failed commit: $(cat "$T/mkdir.err"), not EROFS"
+	fi
+	[ "$(grep -c "read-only" "$T/log")" = 1 ] ||
+		fail "not one log line saying read-only: $(head -c 600 "$T/log")"
+	timeout 60 fusermount3 -u "$MNT" || fail "unmount"
+	wait_exit
+	[ "$RC" = 1 ] || fail "daemon exit $RC after a failed commit, not 1"
+	check_exit "$RC" "sync failure"
+	"$FSCK" -fn "$T/img" >"$T/fsck.out" 2>&1 ||
+		fail "image not clean after the failed commit: $(tail -3 "$T/fsck.out")"
+	# The image is as of the last commit: nothing written after it.
+	start_daemon
+	if mounted; then
+		[ -z "$(ls -A "$MNT" | grep -v lost+found)" ] ||
+			fail "files from after the failed commit: $(ls "$MNT")"
+		umount "$MNT"
+		wait_exit
+	else
+		wait_exit
+		fail "does not mount after the failed commit: $(head -c 300 "$T/log")"
+	fi
+	echo "sync-failure: fsync EIO, then EROFS; one log line; exit 1; the last commit kept"
+else
+	wait_exit
+	fail "did not mount: $(head -c 300 "$T/log")"
+fi
 
 echo "$NKINDS damage kinds: $NREFUSED refused ($NREPAIRED repaired by fsck.mmapfs -y), $NMOUNTED mounted; $FAILS failures"
 [ "$NREPAIRED" -ge 2 ] || [ -n "${MMAPFS_DAMAGE_KINDS:-}" ] ||

@@ -84,6 +84,10 @@ int mfs_fs_probe(const char *image);
  * (atomically replaced). What a power cut would leave at any moment is the
  * last such copy. Slow: a copy of the image per sync. 0 or -ENOMEM. */
 int mfs_fs_copy_on_sync(struct mfs_fs *fs, const char *path);
+/* For tests of the read-only fallback through the whole stack (the
+ * daemon's MMAPFS_TEST_FAIL_SYNCS): the next n syncs of the image fail
+ * with EIO, as a failing disk's would. */
+void mfs_fs_fail_syncs(struct mfs_fs *fs, unsigned n);
 bool mfs_fs_readonly(struct mfs_fs *fs);
 
 /* Who is asking: the owner of new inodes, and whether setuid/setgid

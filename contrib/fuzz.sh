@@ -16,9 +16,8 @@
 #                clang when it does not exist)
 #   HARNESS      fuzz_check, fuzz_walk_crc, ... (default: all of them)
 #
-# Every run starts from the persistent corpus, the checked-in one
-# (tests/fuzz/corpus/, read-only here) and the template's own metadata (so
-# a template changed since the corpus was grown is still reached). Prints
+# Every run starts from the persistent corpus and the checked-in one
+# (tests/fuzz/corpus/, read-only here). Prints
 # executions and executions per second per harness and in total. Exit
 # status 1 if any harness crashed, leaked, timed out or broke a promise:
 # each finding is in DIR/crashes with the whole image it made (*.img, for
@@ -88,12 +87,7 @@ run_one() {
 	*) seeds=$SRC/tests/fuzz/corpus/image ;;
 	esac
 	mkdir -p "$corpus"
-	# The template's metadata: the input that rewrites every structure
-	# with what it holds (only the image harnesses have one).
-	if [ "$family" != fuzz_args ]; then
-		MFS_FUZZ_SEED=$corpus/seed-template "$bin" -runs=0 >/dev/null 2>&1 || true
-		extra=(-max_len=262144)
-	fi
+	[ "$family" = fuzz_args ] || extra=(-max_len=4096)
 	"$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 \
 		-close_fd_mask=3 -print_final_stats=1 "${extra[@]}" \
 		-artifact_prefix="$dir/crashes/$h-" \

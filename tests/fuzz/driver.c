@@ -4,9 +4,8 @@
  *
  *   fuzz_NAME [FILE|DIR]...
  *
- * Runs LLVMFuzzerTestOneInput on the empty input (the template as it is),
- * on the template's own metadata (fz_seed: every structure rewritten with
- * what it holds; not for fuzz_args, which reads no image), then on each FILE and each file in each DIR. A file named
+ * Runs LLVMFuzzerTestOneInput on the empty input (for the image harnesses:
+ * the template as it is), then on each FILE and each file in each DIR. A file named
  * *.img is a whole image, used as it is; any other is an input as the
  * fuzzer gives it. A harness that finds a broken promise aborts, and so
  * does this program: meson test reports the input last named on stderr.
@@ -24,8 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static unsigned runs;
 
-/* Defined (true) by the harness that reads no image (fuzz_args). */
-__attribute__((weak)) extern const bool fz_args_harness;
+
 
 static void run_file(const char *path)
 {
@@ -91,17 +89,8 @@ static void run_path(const char *path)
 
 int main(int argc, char **argv)
 {
-	size_t n;
-	uint8_t *seed;
-
 	LLVMFuzzerTestOneInput(NULL, 0);
 	runs = 1;
-	if (!&fz_args_harness) {
-		seed = fz_seed(&n);
-		LLVMFuzzerTestOneInput(seed, n);
-		free(seed);
-		runs = 2;
-	}
 	for (int i = 1; i < argc; i++)
 		run_path(argv[i]);
 	printf("%s: %u inputs ran\n", argv[0], runs);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz.c — the template image and the overlay of an input on its metadata
- * (contract in fuzz.h).
+ * fuzz.c — the template image and the patches an input makes to its
+ * metadata (contract in fuzz.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +40,6 @@ static struct {
 	uint8_t *work;         /* the image being built */
 	struct piece *pieces;
 	size_t npieces;
-	size_t meta_len;       /* sum of the pieces' lengths */
 	int fd;                /* the memfd */
 	uint8_t *map;          /* ... mapped, TEMPLATE_SIZE bytes */
 	char path[64];
@@ -241,8 +240,6 @@ static int find_pieces(void)
 		T.pieces[T.npieces++] = (struct piece){
 			(uint32_t)(b * MFS_BLOCK_SIZE), MFS_BLOCK_SIZE, true };
 	}
-	for (size_t i = 0; i < T.npieces; i++)
-		T.meta_len += T.pieces[i].len;
 	return 0;
 }
 
@@ -265,7 +262,6 @@ static void drop_message(int level, const char *msg)
 
 static void setup(void)
 {
-	const char *seed_out = getenv("MFS_FUZZ_SEED");
 	int rc;
 
 	T.ready = true;
@@ -298,40 +294,8 @@ static void setup(void)
 		return;
 	}
 	snprintf(T.path, sizeof(T.path), "/proc/self/fd/%d", T.fd);
-	if (seed_out) {
-		size_t n;
-		uint8_t *s = fz_seed(&n);
-		FILE *f = fopen(seed_out, "wb");
-
-		if (!f || fwrite(s, 1, n, f) != n || fclose(f) != 0)
-			fz_fail("cannot write the seed to %s", seed_out);
-		free(s);
-	}
 }
 
-uint8_t *fz_seed(size_t *size)
-{
-	uint8_t *s, *p;
-
-	if (!T.ready)
-		setup();
-	if (T.failed)
-		fz_fail("no template image");
-	s = p = malloc(T.meta_len);
-	if (!s)
-		fz_fail("out of memory");
-	for (size_t i = 0; i < T.npieces; i++) {
-		memcpy(p, T.tmpl + T.pieces[i].off, T.pieces[i].len);
-		p += T.pieces[i].len;
-	}
-	*size = T.meta_len;
-	return s;
-}
-
-/* Make the memfd hold img. An image of the template's size (every input
- * but a whole *.img of another size) is written through the mapping, only
- * the blocks that differ from what the last run left: a full rewrite cost
- * half of each run. */
 static int store(const uint8_t *img, size_t size)
 {
 	const char *save = getenv("MFS_FUZZ_SAVE");
@@ -359,6 +323,7 @@ static int store(const uint8_t *img, size_t size)
 
 const char *fz_image(const uint8_t *data, size_t size)
 {
+	bool touched[TEMPLATE_SIZE / MFS_BLOCK_SIZE] = { false };
 	size_t at = 0;
 
 	if (!T.ready)
@@ -368,17 +333,28 @@ const char *fz_image(const uint8_t *data, size_t size)
 	if (fz_input_is_image)
 		return store(data, size) ? NULL : T.path;
 	memcpy(T.work, T.tmpl, TEMPLATE_SIZE);
-	for (size_t i = 0; i < T.npieces && at < size; i++) {
-		const struct piece *p = &T.pieces[i];
-		size_t n = size - at < p->len ? size - at : p->len;
+	while (size - at >= 4) {
+		const struct piece *p = &T.pieces[data[at] % T.npieces];
+		size_t off = mfs_get_le16(data + at + 1) % p->len;
+		size_t len = data[at + 3];
 
-		memcpy(T.work + p->off, data + at, n);
-		at += n;
-#ifdef FZ_FIX_CRC
-		fix_crc(p);
-#else
-		(void)fix_crc;
-#endif
+		at += 4;
+		if (len > size - at)
+			len = size - at;
+		if (len > p->len - off)
+			memcpy(T.work + p->off + off, data + at, p->len - off);
+		else
+			memcpy(T.work + p->off + off, data + at, len);
+		at += len;
+		touched[p - T.pieces] = true;
 	}
+#ifdef FZ_FIX_CRC
+	for (size_t i = 0; i < T.npieces; i++)
+		if (touched[i])
+			fix_crc(&T.pieces[i]);
+#else
+	(void)fix_crc;
+	(void)touched;
+#endif
 	return store(T.work, TEMPLATE_SIZE) ? NULL : T.path;
 }

@@ -9,23 +9,24 @@
  * symlink; a hard link; a nested directory; an unlinked file still on the
  * orphan list), with a fixed UUID, time and name-hash key.
  *
- * An input is laid over the template's metadata: the first 512 bytes of
- * superblock slot 0, then of slot 1, then every block that holds a tree
- * node (live or left by an older commit), in block order; input byte i
- * replaces byte i of that concatenation, and what the input does not reach
- * stays as the template has it. So the mutator works on superblocks and
- * tree nodes only, never on file data, and an input as long as the seed
- * (fz_seed) can rewrite every structure. Harnesses built with FZ_FIX_CRC
- * recompute the checksum of every superblock slot and node the input
- * touched, so that "valid checksum, hostile content" is explored as well as
- * "bad checksum".
+ * An input is a list of patches to the template's metadata: the first 512
+ * bytes of superblock slot 0 and of slot 1, and every block that holds a
+ * tree node (live or left by an older commit), numbered in block order.
+ * Each patch is
+ *     u8 piece, u16 offset (little-endian), u8 length, length bytes
+ * (piece modulo the number of pieces, offset modulo its length, bytes
+ * past its end dropped; a last patch may be short). The empty input is
+ * the template itself. So every mutation lands on a superblock or a tree
+ * node, never on file data, and a few bytes reach any field: an item's
+ * size, a pointer's block number, a name's length. Harnesses built with
+ * FZ_FIX_CRC recompute the checksum of every superblock slot and node a
+ * patch touched, so that "valid checksum, hostile content" is explored as
+ * well as "bad checksum".
  *
  * The image lives in a memfd, reached by its /proc/self/fd path, so that
  * the core opens, locks and maps it as it would a file.
  *
  * Environment:
- *   MFS_FUZZ_SEED=FILE   at start, write the template's metadata (the input
- *                        that reproduces the template) to FILE;
  *   MFS_FUZZ_SAVE=FILE   write each image built from an input to FILE (to
  *                        keep a finding as a whole image, *.img).
  */
@@ -46,10 +47,6 @@ extern bool fz_input_is_image;
  * template could not be built (the harness aborts: a broken setup must not
  * pass as "no crash"). */
 const char *fz_image(const uint8_t *data, size_t size);
-
-/* The input that reproduces the template exactly (malloc'd; the caller
- * frees it), and its length in *size. */
-uint8_t *fz_seed(size_t *size);
 
 /* The credentials the harnesses act with: root. */
 extern const struct mfs_cred fz_cred;

@@ -31,9 +31,6 @@
 
 #define MAX_ARGS 32
 
-/* For driver.c: no template image here. */
-const bool fz_args_harness = true;
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* -1 (go on), 0 (--help, --version) or the program's usage status. */

@@ -716,11 +716,8 @@ static int sync_locked(struct mfs_fs *fs)
 		rc = mfs_txn_commit(fs->v);
 	} else if (fs->data_dirty) {
 		rc = mfs_image_sync(fs->v->img);
-		if (rc) {
-			mfs_log(MFS_LOG_ERR, "sync of file data failed: %s; the "
-				"filesystem is now read-only", strerror(-rc));
-			fs->v->error = rc;
-		}
+		if (rc)
+			mfs_vol_sync_failed(fs->v, rc, "sync of file data");
 	} else {
 		/* Nothing changed, but blocks freed by the last commits are
 		 * released only by commits: txn commits while some are

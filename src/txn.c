@@ -416,15 +416,10 @@ static void *slot_ptr(struct mfs_vol *v, unsigned slot)
 
 static int fail_io(struct mfs_vol *v, int rc, const char *what)
 {
-	mfs_log(MFS_LOG_ERR, "commit: %s failed: %s; the volume is now read-only",
-		what, strerror(-rc));
-	if (!v->error)
-		v->error = rc;
-	/* Not even an abort may clear this: after a failed sync the kernel
-	 * may have dropped dirty pages, and a later commit could claim
-	 * durability for data that is gone. */
-	v->fatal = true;
-	return rc;
+	char msg[64];
+
+	snprintf(msg, sizeof(msg), "commit: %s", what);
+	return mfs_vol_sync_failed(v, rc, msg);
 }
 
 /* Released by mfs_alloc_unpin_cb: nothing any slot reaches. Failures only

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "log.h"
 
@@ -21,4 +22,14 @@ int mfs_vol_corrupt(struct mfs_vol *v, const char *func, int line,
 	if (v && !v->error)
 		v->error = -EUCLEAN;
 	return -EUCLEAN;
+}
+
+int mfs_vol_sync_failed(struct mfs_vol *v, int rc, const char *what)
+{
+	mfs_log(MFS_LOG_ERR, "%s failed: %s; the volume is now read-only",
+		what, strerror(-rc));
+	if (!v->error)
+		v->error = rc;
+	v->fatal = true;
+	return rc;
 }

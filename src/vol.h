@@ -69,7 +69,7 @@ struct mfs_vol {
 	bool marked;               /* a commit of this open has marked the image
 				    * in use (state DIRTY, mount_count + 1) */
 	int error;                 /* sticky -errno: corruption or I/O error */
-	bool fatal;                /* error came from a failed commit: permanent */
+	bool fatal;                /* error came from a failed sync: permanent */
 };
 
 /* Record corruption found at func:line: logs it, sets the sticky error the
@@ -77,5 +77,12 @@ struct mfs_vol {
 int mfs_vol_corrupt(struct mfs_vol *v, const char *func, int line,
 		    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 #define MFS_CORRUPT(v, ...) mfs_vol_corrupt((v), __func__, __LINE__, __VA_ARGS__)
+
+/* Record that a sync of the image failed (what: "sync of file data", ...):
+ * logs it once, sets the sticky error and makes it permanent (fatal: not
+ * even mfs_txn_abort clears it, since the kernel may have dropped dirty
+ * pages and a later sync could claim durability for data that is gone).
+ * Returns rc. */
+int mfs_vol_sync_failed(struct mfs_vol *v, int rc, const char *what);
 
 #endif

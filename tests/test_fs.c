@@ -54,6 +54,8 @@
 #include "btree.h"
 #include "dir.h"
 #include "endian.h"
+#include "fs_internal.h"
+#include "image.h"
 #include "inode.h"
 #include "log.h"
 #include "txn.h"
@@ -3368,6 +3370,37 @@ static void write_handed_over(struct mfs_fs *fs, uint64_t ino, size_t size,
 /* O_TMPFILE: a file without links on the orphan list; one link may name
  * it; otherwise the last forget, or the next open after a crash, removes
  * it. Other files without links stay unnamable (ENOENT). */
+/*
+ * A failed sync of file data alone (nothing left to commit: a commit that
+ * made room for an allocation already wrote the metadata) is as permanent
+ * as a failed commit: fsync gets EIO, and neither an abort nor a retry
+ * clears it, since the kernel may have dropped the pages that failed.
+ */
+static void test_data_sync_failure_sticks(void **state)
+{
+	struct fx *fx = *state;
+	struct mfs_vol *v = mfs_fs_vol(fx->fs);
+	struct mfs_attr a, b;
+	char buf[8192];
+
+	memset(buf, 'd', sizeof(buf));
+	assert_int_equal(mfs_create(fx->fs, &ROOT, MFS_ROOT_INO, "f",
+				    S_IFREG | 0644, O_RDWR, &a), 0);
+	write_ok(fx->fs, &ROOT, a.ino, 0, buf, sizeof(buf));
+	/* As need_space's unpin_for does: a commit outside sync. */
+	assert_int_equal(mfs_txn_commit(v), 0);
+	v->img->fail_syncs = 1;
+	assert_int_equal(mfs_fsync(fx->fs, a.ino, true), -EIO);
+	assert_int_equal(mfs_fs_abort(fx->fs), -EIO);
+	assert_int_equal(mfs_fs_error(fx->fs), -EIO);
+	assert_int_equal(mfs_fsync(fx->fs, a.ino, true), -EIO);
+	assert_int_equal(mfs_create(fx->fs, &ROOT, MFS_ROOT_INO, "g",
+				    S_IFREG | 0644, O_RDWR, &b), -EROFS);
+	mfs_release(fx->fs, a.ino);
+	assert_int_not_equal(mfs_fs_close(fx->fs), 0);
+	fx->fs = NULL;
+}
+
 static void test_tmpfile(void **state)
 {
 	struct fx *fx = *state;
@@ -5912,6 +5945,7 @@ int main(void)
 		T(test_read_cached_drops),
 		T(test_write_no_gap),
 		T(test_tmpfile),
+		T(test_data_sync_failure_sticks),
 		T(test_write_behind_drops),
 		T(test_data_efbig),
 		T(test_data_truncate),

@@ -51,7 +51,7 @@ case $secs$jobs in
 esac
 
 all=(fuzz_check fuzz_check_crc fuzz_walk fuzz_walk_crc fuzz_change
-     fuzz_change_crc fuzz_repair fuzz_repair_crc fuzz_args)
+     fuzz_change_crc fuzz_repair fuzz_repair_crc fuzz_args fuzz_probe)
 harnesses=("${@:-${all[@]}}")
 for h in "${harnesses[@]}"; do
 	case " ${all[*]} " in
@@ -84,10 +84,10 @@ run_one() {
 
 	case $family in
 	fuzz_args) seeds=$SRC/tests/fuzz/corpus/args ;;
-	*) seeds=$SRC/tests/fuzz/corpus/image ;;
+	fuzz_probe) seeds=$SRC/tests/fuzz/corpus/probe extra=(-max_len=131072) ;;
+	*) seeds=$SRC/tests/fuzz/corpus/image extra=(-max_len=4096) ;;
 	esac
 	mkdir -p "$corpus"
-	[ "$family" = fuzz_args ] || extra=(-max_len=4096)
 	"$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 \
 		-close_fd_mask=3 -print_final_stats=1 "${extra[@]}" \
 		-artifact_prefix="$dir/crashes/$h-" \
@@ -132,7 +132,7 @@ if [ -f "$dir/failed" ] || [ -n "$new" ]; then
 		h=$(basename "$f")
 		h=${h%%-*}
 		case $h in
-		fuzz_args) ;;
+		fuzz_args|fuzz_probe) ;;
 		*) MFS_FUZZ_SAVE=$f.img "$build/tests/fuzz/$h" "$f" >/dev/null 2>&1 || true ;;
 		esac
 		echo "  $f" >&2

@@ -7,11 +7,16 @@
  * States of a volume:
  *
  *   mfs_vol_open ──> RUNNING(gen = committed + 1) ──commit──> RUNNING(gen+1)
- *                        │   ▲                                   
+ *                        │   ▲
  *                        │   └──abort (roots and allocator reloaded)
- *                        └──I/O error or corruption──> ERROR (sticky; no
- *                           more commits; close leaves the image as the
- *                           last commit made it)
+ *                        ├──corruption or a failed change──> ERROR (sticky
+ *                        │  error: no more commits; mfs_txn_abort goes
+ *                        │  back to RUNNING; close leaves the image as the
+ *                        │  last commit made it)
+ *                        └──a sync failed (commit or file data:
+ *                           mfs_vol_sync_failed)──> FATAL (error and fatal:
+ *                           nothing, not even abort, leads out; the kernel
+ *                           may have dropped the pages that failed)
  *
  * Invariants:
  *  (1) The blocks reachable from the committed superblock (its tree nodes)

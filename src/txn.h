@@ -10,7 +10,8 @@
  *   2. compute checksums of all nodes written in this transaction;
  *   3. sync the image (every new block is durable);
  *   4. write the superblock into the slot that is not current;
- *   5. sync the image again; the new generation is now the committed one;
+ *   5. sync the superblock's block (msync of that one block); the new
+ *      generation is now the committed one;
  *   6. unpin blocks freed two generations ago; start the next transaction.
  * Nothing reachable from the committed superblock is written before step 5
  * completes, so a crash at any point leaves one valid committed state.

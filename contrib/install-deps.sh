@@ -11,7 +11,8 @@
 #                 io_uring, src/fuse_uring.c)
 #   FUSE mounts   fuse3 (fusermount3, mount.fuse3)
 #   tests         e2fsprogs dosfstools xfsprogs btrfs-progs util-linux
-#                 (foreign-filesystem images for mkfs's signature checks),
+#                 exfatprogs squashfs-tools (foreign-filesystem images for
+#                 mkfs's signature checks: a missing tool is a SKIP),
 #                 attr acl (getfattr/setfattr, getfacl/setfacl on a mount),
 #                 python3 (test helpers), procps (pgrep, in the mount
 #                 tests), mount (mount, losetup; a tmpfs for a full host)
@@ -23,7 +24,8 @@ PACKAGES=(
 	meson ninja-build gcc libc6-dev pkg-config
 	libfuse3-dev libcmocka-dev liburing-dev
 	fuse3
-	e2fsprogs dosfstools xfsprogs btrfs-progs util-linux
+	e2fsprogs dosfstools xfsprogs btrfs-progs util-linux exfatprogs
+	squashfs-tools
 	attr acl python3 procps mount
 	clang libclang-rt-14-dev
 )

@@ -14,6 +14,8 @@
 
 #include <cmocka.h>
 
+#include "mfs_skip.h"
+
 #include "crc32c.h"
 #include "crc32c_impl.h"
 #include "endian.h"
@@ -126,8 +128,7 @@ static void test_crc_hw_present(void **state)
 	(void)state;
 #if defined(__x86_64__)
 	if (!__builtin_cpu_supports("sse4.2")) {
-		print_message("NOTE: no SSE4.2 on this CPU; hw path untested\n");
-		skip();
+		MFS_SKIP("no SSE4.2 on this CPU; hw path untested\n");
 	}
 	assert_true(mfs_crc32c_have_hw());
 #else
@@ -386,5 +387,5 @@ int main(void)
 		cmocka_unit_test(test_siphash_alignment_and_key),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return mfs_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

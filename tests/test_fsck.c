@@ -28,6 +28,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "mfs_skip.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1918,7 +1920,7 @@ static void test_fsck8(void **state)
 	struct mfs_vol *v;
 
 	if (!fsck8)
-		skip();
+		MFS_SKIP("fsck(8) is not installed\n");
 	snprintf(dir, sizeof(dir), "%s", fsck_path);
 	*strrchr(dir, '/') = 0;
 	expect_rc(run_prog(fsck8, args_n, dir), 0, "fsck -t mmapfs -n");
@@ -2061,5 +2063,6 @@ int main(void)
 #undef T
 	};
 
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return mfs_test_exit(cmocka_run_group_tests(tests, group_setup,
+						    group_teardown));
 }

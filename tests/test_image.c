@@ -13,6 +13,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "mfs_skip.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -107,9 +109,8 @@ static void mount_scratch(struct fx *fx, const char *type, const char *opts)
 {
 	assert_int_equal(mkdir(fx->mnt, 0755), 0);
 	if (mount("mfs-test", fx->mnt, type, 0, opts) != 0) {
-		print_message("cannot mount %s (%s): %s; skipping\n", type,
-			      opts ? opts : "", strerror(errno));
-		skip();
+		MFS_SKIP("cannot mount %s (%s): %s\n", type,
+			 opts ? opts : "", strerror(errno));
 	}
 	fx->mounted = true;
 	snprintf(fx->path, sizeof(fx->path), "%s/disk.img", fx->mnt);
@@ -594,7 +595,7 @@ static void test_small_address_space(void **state)
 	lim = old;
 	lim.rlim_cur = vm_size() + 512 * MiB;
 	if (old.rlim_cur != RLIM_INFINITY && old.rlim_cur < lim.rlim_cur)
-		skip();
+		MFS_SKIP("RLIMIT_AS is already below what the test needs\n");
 	assert_int_equal(setrlimit(RLIMIT_AS, &lim), 0);
 	err = mfs_image_open(fx->path, 0, &fx->img[0]);
 	assert_int_equal(setrlimit(RLIMIT_AS, &old), 0);
@@ -932,9 +933,8 @@ static void need_droppable_cache(const char *path)
 
 	assert_int_equal(statfs(path, &sf), 0);
 	if (sf.f_type == 0x01021994 || sf.f_type == 0x858458f6) {
-		print_message("%s is on tmpfs/ramfs: pages cannot be dropped; skipping\n",
-			      path);
-		skip();
+		MFS_SKIP("%s is on tmpfs/ramfs: pages cannot be dropped\n",
+			 path);
 	}
 }
 
@@ -1053,5 +1053,5 @@ int main(void)
 	};
 
 	mfs_log_set_progname("test_image");
-	return cmocka_run_group_tests_name("image", tests, NULL, NULL);
+	return mfs_test_exit(cmocka_run_group_tests_name("image", tests, NULL, NULL));
 }

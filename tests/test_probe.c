@@ -21,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include "mfs_skip.h"
+
 #include "endian.h"
 #include "mmapfs/format.h"
 #include "probe.h"
@@ -430,7 +432,7 @@ static void expect_file(const char *name, const char *want)
 	{                                                     \
 		(void)state;                                  \
 		if (make_image(tool, args, #fn ".img", size)) \
-			skip();                               \
+			MFS_SKIP("%s failed or is missing\n", tool); \
 		expect_file(#fn ".img", want);                \
 	}
 
@@ -450,8 +452,7 @@ static void test_tool_squashfs(void **state)
 	(void)state;
 
 	if (!have_tool("mksquashfs")) {
-		print_message("SKIP: mksquashfs is not installed\n");
-		skip();
+		MFS_SKIP("mksquashfs is not installed\n");
 	}
 	assert_int_equal(run_in_dir("mkdir -p sqdir && echo hi >sqdir/f && "
 				    "mksquashfs sqdir sq.img -quiet -noappend >/dev/null 2>&1"), 0);
@@ -557,5 +558,5 @@ int main(void)
 	failed += cmocka_run_group_tests_name("parse_size", parse, NULL, NULL);
 	failed += cmocka_run_group_tests_name("signatures", sigs, NULL, NULL);
 	failed += cmocka_run_group_tests_name("files", files, make_tmpdir, remove_tmpdir);
-	return failed ? 1 : 0;
+	return mfs_test_exit(failed);
 }

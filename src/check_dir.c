@@ -22,11 +22,6 @@
 
 #define DI(f) offsetof(struct mfs_disk_inode, f)
 
-static uint8_t dtype(uint32_t mode)
-{
-	return (uint8_t)((mode & S_IFMT) >> 12); /* DT_* == S_IFMT >> 12 */
-}
-
 static const char *type_name(uint32_t mode)
 {
 	switch (mode & S_IFMT) {
@@ -103,7 +98,7 @@ static void check_dent(struct ck *c, struct dent *d)
 			   ck_esc(name, d->len, esc), (unsigned long long)d->dir,
 			   (unsigned long long)d->hash, (unsigned long long)h);
 	}
-	d->new_type = dtype(t->mode);
+	d->new_type = mfs_dir_type(t->mode);
 	if (d->type != d->new_type) {
 		d->flags |= D_TYPE;
 		ck_problem(c, "Fix", "Entry '%s' in directory %llu has file type %u, "
@@ -556,7 +551,7 @@ static int reconnect(struct ck *c, uint64_t ino, bool fix)
 				snprintf(name, sizeof(name), "#%llu.%u",
 					 (unsigned long long)ino, n);
 			rc = mfs_dir_add(c->v, lf->ino, name, strlen(name), ino,
-					 dtype(r->mode));
+					 mfs_dir_type(r->mode));
 			if (rc != -EEXIST)
 				break;
 		}

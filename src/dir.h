@@ -15,6 +15,12 @@
 
 #include "vol.h"
 
+/* The entry type (de_type, a DT_* value) of an inode of this mode. */
+static inline uint8_t mfs_dir_type(uint32_t mode)
+{
+	return (uint8_t)((mode & 0170000u) >> 12); /* DT_* == S_IFMT >> 12 */
+}
+
 /* The key offset (and readdir cookie) of a name: >= 3, < 2^63. */
 uint64_t mfs_dir_hash(const struct mfs_vol *v, const char *name, size_t len);
 

@@ -294,6 +294,10 @@ static uint64_t blocks_for(uint64_t bytes)
 	return (bytes + MFS_BLOCK_SIZE - 1) / MFS_BLOCK_SIZE;
 }
 
+/* The API's limit is the format's: one number, two names (mmapfs.h has no
+ * format knowledge). */
+_Static_assert(MFS_NAME_LEN == MFS_NAME_MAX, "name length limit");
+
 static int check_name(const char *name, size_t *len)
 {
 	size_t n = strnlen(name, MFS_NAME_LEN + 1);
@@ -309,11 +313,6 @@ static int check_name(const char *name, size_t *len)
 static bool is_dot(const char *name)
 {
 	return !strcmp(name, ".") || !strcmp(name, "..");
-}
-
-static uint8_t dtype(uint32_t mode)
-{
-	return (uint8_t)((mode & S_IFMT) >> 12); /* DT_* == S_IFMT >> 12 */
 }
 
 static void to_attr(const struct mfs_inode *in, struct mfs_attr *a)
@@ -1048,7 +1047,8 @@ static int new_entry(struct mfs_fs *fs, const struct mfs_cred *cred,
 	if (target)
 		rc = put_target(v, in->ino, target, tlen);
 	if (!rc)
-		rc = mfs_dir_add(v, parent, name, len, in->ino, dtype(mode));
+		rc = mfs_dir_add(v, parent, name, len, in->ino,
+				 mfs_dir_type(mode));
 	if (rc) {
 		/* Undo, so a failed create leaves no inode behind. */
 		in->nlink = 0;
@@ -1262,7 +1262,8 @@ int mfs_link(struct mfs_fs *fs, uint64_t ino, uint64_t newparent,
 		if (rc)
 			goto out;
 	}
-	rc = mfs_dir_add(v, newparent, newname, len, ino, dtype(in.mode));
+	rc = mfs_dir_add(v, newparent, newname, len, ino,
+			 mfs_dir_type(in.mode));
 	if (rc)
 		goto out;
 	in.nlink++;
@@ -1501,10 +1502,11 @@ int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
 	mfs_inode_now(&now);
 
 	if (flags & MFS_RENAME_EXCHANGE) {
-		rc = mfs_dir_set(v, parent, name, len, dst.ino, dtype(dst.mode));
+		rc = mfs_dir_set(v, parent, name, len, dst.ino,
+				 mfs_dir_type(dst.mode));
 		if (!rc)
 			rc = mfs_dir_set(v, newparent, newname, nlen, src.ino,
-					 dtype(src.mode));
+					 mfs_dir_type(src.mode));
 		if (rc)
 			goto out;
 		if (newparent != parent) {
@@ -1548,7 +1550,7 @@ int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
 			}
 		}
 		rc = mfs_dir_set(v, newparent, newname, nlen, src.ino,
-				 dtype(src.mode));
+				 mfs_dir_type(src.mode));
 		if (rc)
 			goto out;
 		dst.ctime = now;
@@ -1560,7 +1562,7 @@ int mfs_rename(struct mfs_fs *fs, uint64_t parent, const char *name,
 		}
 	} else {
 		rc = mfs_dir_add(v, newparent, newname, nlen, src.ino,
-				 dtype(src.mode));
+				 mfs_dir_type(src.mode));
 		if (rc)
 			goto out;
 	}

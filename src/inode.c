@@ -163,6 +163,21 @@ int mfs_inode_create(struct mfs_vol *v, struct mfs_inode *in)
 	return 0;
 }
 
+int mfs_inode_insert(struct mfs_vol *v, const struct mfs_inode *in)
+{
+	uint8_t buf[sizeof(struct mfs_disk_inode)];
+	struct mfs_key k = inode_key(in->ino);
+	int rc;
+
+	encode(in, buf);
+	rc = mfs_btree_insert(v, MFS_TREE_FS, &k, buf, sizeof(buf));
+	if (rc)
+		return rc;
+	v->inode_count++;
+	v->dirty = true;
+	return 0;
+}
+
 /* Delete every item of type `type` of the inode. */
 static int delete_items(struct mfs_vol *v, uint64_t ino, uint8_t type)
 {

@@ -33,6 +33,9 @@ int mfs_inode_write(struct mfs_vol *v, const struct mfs_inode *in);
 /* Insert a new inode item with a fresh inode number (in->ino is set) and
  * generation; counts it in v->inode_count. */
 int mfs_inode_create(struct mfs_vol *v, struct mfs_inode *in);
+/* Insert a new inode item under in->ino as it is (mkfs's root directory,
+ * whose number is fixed); counts it in v->inode_count. -EEXIST if taken. */
+int mfs_inode_insert(struct mfs_vol *v, const struct mfs_inode *in);
 /* Delete every item of the inode (data extents freed via the file layer,
  * xattrs, inline items, the inode item, an orphan entry). */
 int mfs_inode_remove(struct mfs_vol *v, struct mfs_inode *in);

@@ -34,6 +34,7 @@
 #include "mmapfs/format.h"
 #include "populate.h"
 #include "probe.h"
+#include "newfs.h"
 #include "txn.h"
 
 #ifndef MMAPFS_VERSION

@@ -47,7 +47,6 @@
 #include "endian.h"
 #include "image.h"
 #include "log.h"
-#include "siphash.h"
 
 #define FREE_OBJ 0u
 /* Commit gives up if the FREE tree keeps changing itself this often. */
@@ -706,67 +705,8 @@ void mfs_vol_close_dirty(struct mfs_vol *v)
 /* Format                                                              */
 /* ------------------------------------------------------------------ */
 
-static void put_inode(uint8_t *di, uint32_t mode, uint32_t nlink, uint64_t t,
-		      uint32_t uid, uint32_t gid)
-{
-	memset(di, 0, sizeof(struct mfs_disk_inode));
-	mfs_put_le32(di + offsetof(struct mfs_disk_inode, di_uid), uid);
-	mfs_put_le32(di + offsetof(struct mfs_disk_inode, di_gid), gid);
-	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_parent), MFS_ROOT_INO);
-	/* Directories report one block, as small ext4 directories do. */
-	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_size), MFS_BLOCK_SIZE);
-	mfs_put_le32(di + offsetof(struct mfs_disk_inode, di_mode), mode);
-	mfs_put_le32(di + offsetof(struct mfs_disk_inode, di_nlink), nlink);
-	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_generation), 1);
-	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_atime), t);
-	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_mtime), t);
-	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_ctime), t);
-	mfs_put_le64(di + offsetof(struct mfs_disk_inode, di_btime), t);
-}
-
-/* The key offset of a directory entry: see docs/format.md. */
-static uint64_t dirent_hash(const uint64_t seed[2], const char *name, size_t len)
-{
-	uint64_t h = mfs_siphash(seed, name, len) >> 1;
-
-	return h < 3 ? 3 : h;
-}
-
-/* The root directory (inode 1) and lost+found (inode 2). */
-static int format_root(struct mfs_vol *v, uint64_t t, uint32_t uid,
-		       uint32_t gid)
-{
-	uint8_t di[sizeof(struct mfs_disk_inode)];
-	uint8_t de[MFS_DIRENT_HDR + 16];
-	static const char lf[] = "lost+found";
-	struct mfs_key k;
-	int rc;
-
-	put_inode(di, 040755, 3, t, uid, gid);
-	k = mfs_key_make(MFS_ROOT_INO, MFS_ITEM_INODE, 0);
-	rc = mfs_btree_insert(v, MFS_TREE_FS, &k, di, sizeof(di));
-	if (rc)
-		return rc;
-	put_inode(di, 040700, 2, t, uid, gid);
-	k = mfs_key_make(MFS_FIRST_INO, MFS_ITEM_INODE, 0);
-	rc = mfs_btree_insert(v, MFS_TREE_FS, &k, di, sizeof(di));
-	if (rc)
-		return rc;
-	mfs_put_le64(de, MFS_FIRST_INO);
-	de[8] = 4; /* DT_DIR */
-	de[9] = sizeof(lf) - 1;
-	memcpy(de + MFS_DIRENT_HDR, lf, sizeof(lf) - 1);
-	k = mfs_key_make(MFS_ROOT_INO, MFS_ITEM_DIRENT,
-			 dirent_hash(v->sb.hash_seed, lf, sizeof(lf) - 1));
-	rc = mfs_btree_insert(v, MFS_TREE_FS, &k, de, MFS_DIRENT_HDR + sizeof(lf) - 1);
-	if (rc)
-		return rc;
-	v->inode_count = 2;
-	v->next_ino = MFS_FIRST_INO + 1;
-	return 0;
-}
-
-int mfs_format(const char *path, const struct mfs_format_opts *opts)
+int mfs_vol_format(const char *path, const struct mfs_format_opts *opts,
+		   mfs_format_tree_fn tree)
 {
 	struct mfs_vol *v;
 	uint64_t blocks, t;
@@ -830,7 +770,7 @@ int mfs_format(const char *path, const struct mfs_format_opts *opts)
 		rc = mfs_btree_create(v, MFS_TREE_FS);
 	if (rc)
 		goto out;
-	rc = format_root(v, t, opts->root_uid, opts->root_gid);
+	rc = tree(v, opts, t);
 	if (rc)
 		goto out;
 	{

@@ -36,11 +36,20 @@ struct mfs_format_opts {
 	uint32_t root_uid, root_gid;   /* owner of / and lost+found */
 };
 
+/* The FS tree's first items (the root directory, lost+found), made by a
+ * layer above this one (newfs.c) through its own encoders; t is the
+ * format's time. 0 or -errno. */
+typedef int (*mfs_format_tree_fn)(struct mfs_vol *v,
+				  const struct mfs_format_opts *opts,
+				  uint64_t t);
+
 /* Create and format an image at path: superblocks, an empty FREE tree
- * holding all other blocks, an FS tree with the root directory (inode 1)
- * and lost+found. The image is left closed and clean. -errno on error; a
- * failure before the image is written leaves any existing file untouched. */
-int mfs_format(const char *path, const struct mfs_format_opts *opts);
+ * holding all other blocks, an FS tree holding what tree() inserts. The
+ * image is left closed and clean. -errno on error; a failure before the
+ * image is written leaves any existing file untouched. Programs and tests
+ * call mfs_format (newfs.h), which passes the root directory. */
+int mfs_vol_format(const char *path, const struct mfs_format_opts *opts,
+		   mfs_format_tree_fn tree);
 
 #define MFS_VOL_RDONLY 0x1u
 #define MFS_VOL_NOLOCK 0x2u

@@ -38,6 +38,7 @@
 #include "endian.h"
 #include "image.h"
 #include "mmapfs/mmapfs.h"
+#include "newfs.h"
 #include "txn.h"
 #include "vol.h"
 

@@ -35,6 +35,7 @@
 #include "btree.h"
 #include "endian.h"
 #include "image.h"
+#include "newfs.h"
 #include "txn.h"
 #include "vol.h"
 

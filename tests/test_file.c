@@ -36,6 +36,7 @@
 #include "file.h"
 #include "image.h"
 #include "log.h"
+#include "newfs.h"
 #include "txn.h"
 #include "mmapfs/mmapfs.h"
 

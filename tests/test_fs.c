@@ -60,6 +60,7 @@
 #include "image.h"
 #include "inode.h"
 #include "log.h"
+#include "newfs.h"
 #include "txn.h"
 
 #ifndef RENAME_NOREPLACE

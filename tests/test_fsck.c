@@ -53,6 +53,7 @@
 #include "log.h"
 #include "mmapfs/mmapfs.h"
 #include "siphash.h"
+#include "newfs.h"
 #include "txn.h"
 #include "xattr.h"
 

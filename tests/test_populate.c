@@ -22,6 +22,7 @@
 
 #include "mmapfs/mmapfs.h"
 #include "populate.h"
+#include "newfs.h"
 #include "txn.h"
 
 static char top[64], src[96], img[96];

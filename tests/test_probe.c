@@ -26,6 +26,7 @@
 #include "endian.h"
 #include "mmapfs/format.h"
 #include "probe.h"
+#include "newfs.h"
 #include "txn.h"
 
 /* ---------------------------------------------------------------- *

@@ -19,6 +19,7 @@
 #include "alloc.h"
 #include "btree.h"
 #include "mmapfs/mmapfs.h"
+#include "newfs.h"
 #include "txn.h"
 
 static char dir[64], img[96];

@@ -31,6 +31,7 @@
 #include "endian.h"
 #include "log.h"
 #include "siphash.h"
+#include "newfs.h"
 #include "txn.h"
 #include "xattr.h"
 

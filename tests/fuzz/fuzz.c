@@ -18,6 +18,7 @@
 #include "fuzz.h"
 #include "log.h"
 #include "mmapfs/format.h"
+#include "newfs.h"
 #include "txn.h"
 
 #define TEMPLATE_SIZE (1u << 20)

@@ -378,12 +378,13 @@ static int alloc_data(struct mfs_vol *v, uint64_t goal, uint64_t want,
  * the nodes a commit copies then do not land right after a growing file)
  * plus fblk. A growing file stays contiguous, and so does one whose blocks
  * arrive out of order, as the writeback cache sends them: "right after the
- * previous extent" made 1 MiB writes of a 1 GiB file 471 runs (a later
- * block took the place an earlier one arrived for afterwards), and so did
- * a cap on the distance (256 MiB) when the kernel wrote two ranges of one
- * file 260 MiB apart at once: both streams continued the same extent and
- * took turns in the same place (478 runs, and a cold read 1.5x slower). A
- * goal past the end of the image falls back to the previous extent's end.
+ * previous extent" cut 1 MiB writes of a 1 GiB file into hundreds of runs
+ * (a later block took the place an earlier one arrived for afterwards),
+ * and so did a cap on the distance (256 MiB) when the kernel wrote two
+ * ranges of one file 260 MiB apart at once: both streams continued the
+ * same extent and took turns in the same place (figures: docs/
+ * performance.md, "Measurements behind the design"). A goal past the end
+ * of the image falls back to the previous extent's end.
  */
 static uint64_t data_goal(const struct mfs_vol *v, const struct ext_pos *p,
 			  uint64_t fblk)

@@ -155,7 +155,8 @@ static ssize_t io_read(int fd, void *buf, size_t len, void *userdata)
 	 * before blocking in read. A blocked reader is woken by the kernel
 	 * when a request comes, which on a machine whose idle CPUs halt (a
 	 * VM without halt polling: this one) means waking a CPU for every
-	 * request: creates and stats ran 3x faster with 50 us of polling.
+	 * request (docs/performance.md, "Measurements behind the design":
+	 * polling).
 	 * Only while requests keep coming does it cost CPU. Read atomically:
 	 * fuse_uring.c turns it off and on from other threads.
 	 */

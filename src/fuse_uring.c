@@ -8,7 +8,8 @@
  * the request and another for the reply. On a VM whose idle CPUs halt
  * (this one) those cross-CPU wake-ups dominate a create or an unlink:
  * with daemon and client pinned on one CPU the metadata workloads ran
- * 1.5-2x faster (docs/performance.md). Since Linux 6.14 the kernel can
+ * much faster (docs/performance.md, "Measurements behind the design").
+ * Since Linux 6.14 the kernel can
  * instead hand requests over io_uring, to one queue per CPU: the request
  * of a program on CPU n goes to queue n, served here by a thread pinned to
  * CPU n. With the thread polling its ring for a while after each reply
@@ -370,9 +371,8 @@ static uint64_t mono_ns(void)
  * US microseconds before sleeping. As on /dev/fuse (fuse_io.c), a thread
  * that sleeps between two requests of a busy program costs a wake-up per
  * request, and the scheduler moves the woken program to the other, idle
- * CPU, whose queue's thread then has to be woken in turn: on this 2-CPU
- * VM creates took 150 us each over the rings without polling, 48 us with
- * 50 us of it (64 us on /dev/fuse with the same polling).
+ * CPU, whose queue's thread then has to be woken in turn (figures: docs/
+ * performance.md, "Measurements behind the design").
  */
 static void spin(struct queue *q)
 {

@@ -728,10 +728,8 @@ int main(int argc, char *argv[])
 	 * parallelism, and on a machine with few CPUs they cost much: the
 	 * kernel hands each request to the worker that has waited longest,
 	 * so consecutive requests wake different threads, often on another
-	 * CPU. Measured on 2 CPUs: creates, renames and unlinks 1.4-1.9x
-	 * faster with one thread, at half the CPU time; sequential writes,
-	 * cold sequential reads and fio's 4 KiB random reads and writes
-	 * with 4 jobs no slower (within the noise).
+	 * CPU. On 2 CPUs one thread was faster for metadata and no slower
+	 * for data (docs/performance.md, "Measurements behind the design").
 	 */
 	d.ring_spin_us = o.spin_us;
 	if (o.threads <= 1) {

@@ -51,7 +51,8 @@ case $secs$jobs in
 esac
 
 all=(fuzz_check fuzz_check_crc fuzz_walk fuzz_walk_crc fuzz_change
-     fuzz_change_crc fuzz_repair fuzz_repair_crc fuzz_args fuzz_probe)
+     fuzz_change_crc fuzz_repair fuzz_repair_crc fuzz_ops fuzz_ops_crc
+     fuzz_args fuzz_probe)
 harnesses=("${@:-${all[@]}}")
 for h in "${harnesses[@]}"; do
 	case " ${all[*]} " in

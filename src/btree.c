@@ -941,10 +941,66 @@ int mfs_btree_create(struct mfs_vol *v, unsigned tree)
 /* Lookups                                                             */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The key range a node must keep to, from the separators on the way down
+ * from the root: every key in the subtree under pointer i is >= key(i)
+ * when i > 0 (the first pointer's key may be smaller than anything below
+ * it, so it bounds nothing), and < key(i + 1). node_get checks a node's
+ * items against each other but not against its parent (a node is verified
+ * once, cached); a damaged separator would send lookups and cursors to
+ * different leaves for the same key, and a file-layer loop that asks both
+ * could then go on for ever. So every descent checks the child it reaches.
+ */
+struct range {
+	bool has_lo, has_hi;
+	struct mfs_key lo, hi;
+};
+
+/* The range of the child under pointer slot of internal node n. */
+static void range_child(struct range *r, const uint8_t *n, unsigned slot)
+{
+	if (slot > 0) {
+		ptr_key(cptr_at(n, slot), &r->lo);
+		r->has_lo = true;
+	}
+	if (slot + 1 < nd_nritems(n)) {
+		ptr_key(cptr_at(n, slot + 1), &r->hi);
+		r->has_hi = true;
+	}
+}
+
+/* Node n (reached under range r) keeps to it: a leaf's first and last
+ * items, an internal node's second and last pointers (the first may be
+ * smaller than anything below). 0 or -EUCLEAN. */
+static int range_check(struct mfs_vol *v, unsigned tree, uint64_t block,
+		       const uint8_t *n, const struct range *r)
+{
+	unsigned nr = nd_nritems(n);
+	struct mfs_key first, last;
+	bool leaf = nd_level(n) == 0;
+
+	if (nr == 0 || (!leaf && nr < 2 && !r->has_hi))
+		return 0;
+	if (leaf) {
+		item_key(citem_at(n, 0), &first);
+		item_key(citem_at(n, nr - 1), &last);
+	} else {
+		ptr_key(cptr_at(n, nr > 1 ? 1 : 0), &first);
+		ptr_key(cptr_at(n, nr - 1), &last);
+	}
+	if ((r->has_lo && (leaf || nr > 1) && mfs_key_cmp(&first, &r->lo) < 0) ||
+	    (r->has_hi && mfs_key_cmp(&last, &r->hi) >= 0))
+		return MFS_CORRUPT(v, "tree %u: node %llu holds keys outside "
+				   "its parent's range", tree,
+				   (unsigned long long)block);
+	return 0;
+}
+
 /* Descend to the leaf whose range holds key. */
 static int find_leaf(struct mfs_vol *v, unsigned tree,
 		     const struct mfs_key *key, uint8_t **leaf)
 {
+	struct range r = { 0 };
 	struct mfs_root *root;
 	uint64_t block, gen;
 	unsigned level;
@@ -959,13 +1015,17 @@ static int find_leaf(struct mfs_vol *v, unsigned tree,
 	level = root->level;
 	for (;;) {
 		rc = node_get(v, tree, block, gen, level, &n);
+		if (!rc)
+			rc = range_check(v, tree, block, n, &r);
 		if (rc)
 			return rc;
 		if (level == 0)
 			break;
 		{
-			const uint8_t *p = cptr_at(n, node_search(n, key));
+			unsigned slot = node_search(n, key);
+			const uint8_t *p = cptr_at(n, slot);
 
+			range_child(&r, n, slot);
 			block = ptr_block(p);
 			gen = ptr_gen(p);
 		}
@@ -1018,6 +1078,7 @@ static int cursor_seek(struct mfs_cursor *c)
 	struct mfs_root *root = &v->roots[c->tree];
 	uint64_t block = root->block, gen = root->generation;
 	unsigned level = root->level;
+	struct range r = { 0 };
 	uint8_t *n;
 	int rc, d = 0;
 
@@ -1026,6 +1087,8 @@ static int cursor_seek(struct mfs_cursor *c)
 		bool found;
 
 		rc = node_get(v, c->tree, block, gen, level, &n);
+		if (!rc)
+			rc = range_check(v, c->tree, block, n, &r);
 		if (rc)
 			return rc;
 		if (level == 0)
@@ -1037,6 +1100,7 @@ static int cursor_seek(struct mfs_cursor *c)
 		d++;
 		if (level == 0)
 			break;
+		range_child(&r, n, slot);
 		block = ptr_block(cptr_at(n, slot));
 		gen = ptr_gen(cptr_at(n, slot));
 		level--;
@@ -1118,6 +1182,12 @@ int mfs_cursor_next(struct mfs_cursor *c, struct mfs_key *key,
 	}
 	it = citem_at(leaf, c->path[c->depth - 1].slot);
 	item_key(it, &k);
+	/* Keys only grow along the leaves; one below where the cursor
+	 * stands means a separator or a leaf is damaged (see struct range). */
+	if (mfs_key_cmp(&k, &c->next) < 0)
+		return MFS_CORRUPT(v, "tree %u: node %llu: keys out of order "
+				   "across leaves", c->tree,
+				   (unsigned long long)c->path[c->depth - 1].block);
 	if (mfs_key_cmp(&k, &c->end) > 0) {
 		c->done = true;
 		return 0;
@@ -1145,6 +1215,7 @@ int mfs_btree_lookup_le(struct mfs_vol *v, unsigned tree, struct mfs_key *key,
 	uint64_t alt_block = 0, alt_gen = 0;
 	unsigned alt_level = 0;
 	bool have_alt = false;
+	struct range r = { 0 }, alt_r = { 0 };
 	unsigned pos;
 	uint8_t *n;
 	int rc;
@@ -1159,6 +1230,8 @@ int mfs_btree_lookup_le(struct mfs_vol *v, unsigned tree, struct mfs_key *key,
 		bool found;
 
 		rc = node_get(v, tree, block, gen, level, &n);
+		if (!rc)
+			rc = range_check(v, tree, block, n, &r);
 		if (rc)
 			return rc;
 		if (level > 0) {
@@ -1168,8 +1241,11 @@ int mfs_btree_lookup_le(struct mfs_vol *v, unsigned tree, struct mfs_key *key,
 				alt_block = ptr_block(cptr_at(n, i - 1));
 				alt_gen = ptr_gen(cptr_at(n, i - 1));
 				alt_level = level - 1;
+				alt_r = r;
+				range_child(&alt_r, n, i - 1);
 				have_alt = true;
 			}
+			range_child(&r, n, i);
 			block = ptr_block(cptr_at(n, i));
 			gen = ptr_gen(cptr_at(n, i));
 			level--;
@@ -1189,8 +1265,11 @@ int mfs_btree_lookup_le(struct mfs_vol *v, unsigned tree, struct mfs_key *key,
 		gen = alt_gen;
 		level = alt_level;
 		have_alt = false;
+		r = alt_r;
 		for (;;) {
 			rc = node_get(v, tree, block, gen, level, &n);
+			if (!rc)
+				rc = range_check(v, tree, block, n, &r);
 			if (rc)
 				return rc;
 			if (level == 0)
@@ -1198,6 +1277,7 @@ int mfs_btree_lookup_le(struct mfs_vol *v, unsigned tree, struct mfs_key *key,
 			{
 				const uint8_t *p = cptr_at(n, nd_nritems(n) - 1);
 
+				range_child(&r, n, nd_nritems(n) - 1);
 				block = ptr_block(p);
 				gen = ptr_gen(p);
 			}

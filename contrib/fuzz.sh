@@ -4,9 +4,14 @@
 # fuzz.sh — build the fuzz harnesses (tests/fuzz/) with libFuzzer,
 # AddressSanitizer and UndefinedBehaviorSanitizer, and run them.
 #
-#   contrib/fuzz.sh [-t SECONDS] [-j JOBS] [-d DIR] [-b BUILDDIR] [HARNESS...]
+#   contrib/fuzz.sh [-t SECONDS | -n RUNS] [-s SEED] [-j JOBS] [-d DIR]
+#                   [-b BUILDDIR] [HARNESS...]
 #
 #   -t SECONDS   how long each harness runs (default 60)
+#   -n RUNS      run each harness for RUNS executions instead of a time
+#   -s SEED      libFuzzer's random seed (default: a new one each run; runs
+#                are not bit-for-bit repeatable even so: the template's
+#                timestamps, and so its checksums, differ per run)
 #   -j JOBS      harnesses run at once (default: the number of CPUs)
 #   -d DIR       persistent corpora and findings (default
 #                /var/tmp/mmapfs-fuzz): DIR/corpus/HARNESS grows run after
@@ -28,6 +33,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
 secs=60
+runs=
+seed=
 jobs=$(nproc)
 dir=/var/tmp/mmapfs-fuzz
 build=build-fuzz
@@ -36,9 +43,11 @@ usage() {
 	sed -n '/^#   contrib/,/^#   HARNESS/p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 }
-while getopts 't:j:d:b:h' o; do
+while getopts 't:n:s:j:d:b:h' o; do
 	case $o in
 	t) secs=$OPTARG ;;
+	n) runs=$OPTARG ;;
+	s) seed=$OPTARG ;;
 	j) jobs=$OPTARG ;;
 	d) dir=$OPTARG ;;
 	b) build=$OPTARG ;;
@@ -46,9 +55,13 @@ while getopts 't:j:d:b:h' o; do
 	esac
 done
 shift $((OPTIND - 1))
-case $secs$jobs in
-*[!0-9]*) echo "fuzz.sh: -t and -j take whole numbers" >&2; exit 2 ;;
+case $secs$jobs$runs$seed in
+*[!0-9]*) echo "fuzz.sh: -t, -n, -s and -j take whole numbers" >&2; exit 2 ;;
 esac
+# How long: a time, or a number of executions (and then no time limit).
+bound=(-max_total_time="$secs")
+[ -z "$runs" ] || bound=(-runs="$runs")
+[ -z "$seed" ] || bound+=(-seed="$seed")
 
 all=(fuzz_check fuzz_check_crc fuzz_walk fuzz_walk_crc fuzz_change
      fuzz_change_crc fuzz_repair fuzz_repair_crc fuzz_ops fuzz_ops_crc
@@ -82,6 +95,8 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 run_one() {
 	local h=$1 family=${1%_crc} bin=$build/tests/fuzz/$1
 	local corpus=$dir/corpus/$family seeds log=$dir/$h.log extra=()
+	local bound
+	read -r -a bound <<<"$BOUND"
 
 	case $family in
 	fuzz_args) seeds=$SRC/tests/fuzz/corpus/args ;;
@@ -89,13 +104,15 @@ run_one() {
 	*) seeds=$SRC/tests/fuzz/corpus/image extra=(-max_len=4096) ;;
 	esac
 	mkdir -p "$corpus"
-	"$bin" -max_total_time="$secs" -timeout=20 -rss_limit_mb=4096 \
+	"$bin" "${bound[@]}" -timeout=20 -rss_limit_mb=4096 \
 		-close_fd_mask=3 -print_final_stats=1 "${extra[@]}" \
 		-artifact_prefix="$dir/crashes/$h-" \
 		"$corpus" "$seeds" >"$log" 2>&1
 }
 export -f run_one
-export build dir secs SRC
+export build dir SRC
+# Arrays do not cross into the xargs shells: pass the bound as words.
+export BOUND="${bound[*]}"
 
 started=$(date +%s)
 before=$(find "$dir/crashes" -type f -name "fuzz_*" ! -name "*.img" | sort)

@@ -88,6 +88,7 @@ for h in "${harnesses[@]}"; do targets+=("tests/fuzz/$h"); done
 ninja -C "$build" "${targets[@]}" >/dev/null
 
 mkdir -p "$dir/crashes"
+rm -f "$dir/failed" # left by a run that was killed
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 

@@ -89,7 +89,10 @@ static void run_path(const char *path)
 
 int main(int argc, char **argv)
 {
-	LLVMFuzzerTestOneInput(NULL, 0);
+	/* As libFuzzer does: never a null pointer, even for no bytes. */
+	static const uint8_t nothing[1];
+
+	LLVMFuzzerTestOneInput(nothing, 0);
 	runs = 1;
 	for (int i = 1; i < argc; i++)
 		run_path(argv[i]);

@@ -536,8 +536,64 @@ struct result {
 	bool empty;            /* no items or pointers left */
 };
 
+/*
+ * The key range a node must keep to, from the separators on the way down
+ * from the root: every key in the subtree under pointer i is >= key(i)
+ * when i > 0 (the first pointer's key may be smaller than anything below
+ * it, so it bounds nothing), and < key(i + 1). node_get checks a node's
+ * items against each other but not against its parent (a node is verified
+ * once, cached); a damaged separator would send lookups and cursors to
+ * different leaves for the same key, and a file-layer loop that asks both
+ * could then go on for ever. So every descent checks the child it reaches.
+ */
+struct range {
+	bool has_lo, has_hi;
+	struct mfs_key lo, hi;
+};
+
+/* The range of the child under pointer slot of internal node n. */
+static void range_child(struct range *r, const uint8_t *n, unsigned slot)
+{
+	if (slot > 0) {
+		ptr_key(cptr_at(n, slot), &r->lo);
+		r->has_lo = true;
+	}
+	if (slot + 1 < nd_nritems(n)) {
+		ptr_key(cptr_at(n, slot + 1), &r->hi);
+		r->has_hi = true;
+	}
+}
+
+/* Node n (reached under range r) keeps to it: a leaf's first and last
+ * items, an internal node's second and last pointers (the first may be
+ * smaller than anything below). 0 or -EUCLEAN. */
+static int range_check(struct mfs_vol *v, unsigned tree, uint64_t block,
+		       const uint8_t *n, const struct range *r)
+{
+	unsigned nr = nd_nritems(n);
+	struct mfs_key first, last;
+	bool leaf = nd_level(n) == 0;
+
+	if (nr == 0 || (!leaf && nr < 2 && !r->has_hi))
+		return 0;
+	if (leaf) {
+		item_key(citem_at(n, 0), &first);
+		item_key(citem_at(n, nr - 1), &last);
+	} else {
+		ptr_key(cptr_at(n, nr > 1 ? 1 : 0), &first);
+		ptr_key(cptr_at(n, nr - 1), &last);
+	}
+	if ((r->has_lo && (leaf || nr > 1) && mfs_key_cmp(&first, &r->lo) < 0) ||
+	    (r->has_hi && mfs_key_cmp(&last, &r->hi) >= 0))
+		return MFS_CORRUPT(v, "tree %u: node %llu holds keys outside "
+				   "its parent's range", tree,
+				   (unsigned long long)block);
+	return 0;
+}
+
 static int change_rec(struct mfs_vol *v, struct change *c, uint64_t block,
-		      uint64_t gen, unsigned level, struct result *res);
+		      uint64_t gen, unsigned level, struct result *res,
+		      const struct range *r);
 
 static int change_leaf(struct mfs_vol *v, struct change *c, uint8_t *n,
 		       struct result *res)
@@ -674,14 +730,17 @@ static int merge_children(struct mfs_vol *v, struct change *c, uint8_t *n,
 }
 
 static int change_node(struct mfs_vol *v, struct change *c, uint8_t *n,
-		       unsigned level, struct result *res)
+		       unsigned level, struct result *res,
+		       const struct range *r)
 {
 	unsigned i = node_search(n, c->key), nr = nd_nritems(n);
 	uint8_t *p = ptr_at(n, i);
 	struct result cr = { .block = ptr_block(p), .gen = ptr_gen(p) };
+	struct range child = *r;
 	int rc;
 
-	rc = change_rec(v, c, cr.block, cr.gen, level - 1, &cr);
+	range_child(&child, n, i);
+	rc = change_rec(v, c, cr.block, cr.gen, level - 1, &cr, &child);
 	if (rc)
 		return rc;
 	rc = node_cow(v, &res->block, &res->gen, &n);
@@ -752,12 +811,15 @@ static int change_node(struct mfs_vol *v, struct change *c, uint8_t *n,
 }
 
 static int change_rec(struct mfs_vol *v, struct change *c, uint64_t block,
-		      uint64_t gen, unsigned level, struct result *res)
+		      uint64_t gen, unsigned level, struct result *res,
+		      const struct range *r)
 {
 	uint8_t *n;
 	int rc;
 
 	rc = node_get(v, c->tree, block, gen, level, &n);
+	if (!rc)
+		rc = range_check(v, c->tree, block, n, r);
 	if (rc)
 		return rc;
 	res->block = block;
@@ -767,7 +829,7 @@ static int change_rec(struct mfs_vol *v, struct change *c, uint64_t block,
 	res->empty = false;
 	if (level == 0)
 		return change_leaf(v, c, n, res);
-	return change_node(v, c, n, level, res);
+	return change_node(v, c, n, level, res, r);
 }
 
 /* Apply a change from the root, then grow (split root) or shrink (root
@@ -788,7 +850,8 @@ static int change_tree(struct mfs_vol *v, struct change *c)
 	/* Worst case: a copy and a split per level, plus a new root. */
 	if (mfs_alloc_avail_blocks(v->alloc) < 2u * (root->level + 1u) + 1u)
 		return -ENOSPC;
-	rc = change_rec(v, c, root->block, root->generation, root->level, &res);
+	rc = change_rec(v, c, root->block, root->generation, root->level, &res,
+			&(struct range){ 0 });
 	if (rc == -EEXIST || rc == -ENOENT || rc == -EUCLEAN)
 		return rc;
 	if (rc)
@@ -941,60 +1004,6 @@ int mfs_btree_create(struct mfs_vol *v, unsigned tree)
 /* Lookups                                                             */
 /* ------------------------------------------------------------------ */
 
-/*
- * The key range a node must keep to, from the separators on the way down
- * from the root: every key in the subtree under pointer i is >= key(i)
- * when i > 0 (the first pointer's key may be smaller than anything below
- * it, so it bounds nothing), and < key(i + 1). node_get checks a node's
- * items against each other but not against its parent (a node is verified
- * once, cached); a damaged separator would send lookups and cursors to
- * different leaves for the same key, and a file-layer loop that asks both
- * could then go on for ever. So every descent checks the child it reaches.
- */
-struct range {
-	bool has_lo, has_hi;
-	struct mfs_key lo, hi;
-};
-
-/* The range of the child under pointer slot of internal node n. */
-static void range_child(struct range *r, const uint8_t *n, unsigned slot)
-{
-	if (slot > 0) {
-		ptr_key(cptr_at(n, slot), &r->lo);
-		r->has_lo = true;
-	}
-	if (slot + 1 < nd_nritems(n)) {
-		ptr_key(cptr_at(n, slot + 1), &r->hi);
-		r->has_hi = true;
-	}
-}
-
-/* Node n (reached under range r) keeps to it: a leaf's first and last
- * items, an internal node's second and last pointers (the first may be
- * smaller than anything below). 0 or -EUCLEAN. */
-static int range_check(struct mfs_vol *v, unsigned tree, uint64_t block,
-		       const uint8_t *n, const struct range *r)
-{
-	unsigned nr = nd_nritems(n);
-	struct mfs_key first, last;
-	bool leaf = nd_level(n) == 0;
-
-	if (nr == 0 || (!leaf && nr < 2 && !r->has_hi))
-		return 0;
-	if (leaf) {
-		item_key(citem_at(n, 0), &first);
-		item_key(citem_at(n, nr - 1), &last);
-	} else {
-		ptr_key(cptr_at(n, nr > 1 ? 1 : 0), &first);
-		ptr_key(cptr_at(n, nr - 1), &last);
-	}
-	if ((r->has_lo && (leaf || nr > 1) && mfs_key_cmp(&first, &r->lo) < 0) ||
-	    (r->has_hi && mfs_key_cmp(&last, &r->hi) >= 0))
-		return MFS_CORRUPT(v, "tree %u: node %llu holds keys outside "
-				   "its parent's range", tree,
-				   (unsigned long long)block);
-	return 0;
-}
 
 /* Descend to the leaf whose range holds key. */
 static int find_leaf(struct mfs_vol *v, unsigned tree,

@@ -58,6 +58,15 @@ void fz_fail(const char *fmt, ...)
 	abort();
 }
 
+FILE *fz_devnull(void)
+{
+	static FILE *f;
+
+	if (!f && !(f = fopen("/dev/null", "w")))
+		fz_fail("cannot open /dev/null");
+	return f;
+}
+
 void fz_check_rc(const char *what, int rc)
 {
 	if (rc > 0 || rc < -4095)

@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "mmapfs/mmapfs.h"
 
@@ -47,6 +48,9 @@ extern bool fz_input_is_image;
  * template could not be built (the harness aborts: a broken setup must not
  * pass as "no crash"). */
 const char *fz_image(const uint8_t *data, size_t size);
+
+/* A stream to /dev/null, for the checker's report (opened once). */
+FILE *fz_devnull(void);
 
 /* The credentials the harnesses act with: root. */
 extern const struct mfs_cred fz_cred;

@@ -17,7 +17,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static FILE *devnull;
 	const char *img = fz_image(data, size);
 	struct mfs_check_opts o = { .flags = MFS_CHECK_FORCE | MFS_CHECK_REPAIR,
 				    .name = "image" };
@@ -27,9 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!img)
 		fz_fail("cannot write the image");
-	if (!devnull && !(devnull = fopen("/dev/null", "w")))
-		fz_fail("cannot open /dev/null");
-	o.out = devnull;
+	o.out = fz_devnull();
 	rc = mfs_check(img, &o, &res);
 	fz_check_rc("mfs_check -y", rc);
 	if (rc || res.repair_failed || res.unfixed)
